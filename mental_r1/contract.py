@@ -1,0 +1,193 @@
+"""The assessment contract shared by training (rewards, SFT targets) and serving (responses).
+
+A completion follows the paper's format, five appraisal stages inside <think> and a label in <answer>:
+
+    <think>
+    <stimulus>…</stimulus>
+    <primary_appraisal>…</primary_appraisal>
+    <secondary_appraisal>…</secondary_appraisal>
+    <reaction>…</reaction>
+    <mental_state>…</mental_state>
+    </think>
+    <answer>LABEL</answer>
+
+The assistant turn is pre-filled with PREFILL (`<think>\\n<stimulus>`), so a generated completion starts
+inside the stimulus stage. `parse_completion` takes the generated text (by default it re-attaches the
+prefill) and reports every way it departs from the format; it never raises, because a truncated or
+malformed generation is a normal event, not an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    title: str
+    definition: str
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("stimulus", "Stimulus", "the key event or situation the person describes, without interpretation"),
+    Stage("primary_appraisal", "Primary appraisal",
+          "its personal relevance and potential impact (harm, threat, loss or challenge)"),
+    Stage("secondary_appraisal", "Secondary appraisal", "the coping resources and options available"),
+    Stage("reaction", "Reaction", "the likely emotional and behavioural responses"),
+    Stage("mental_state", "Mental state", "the probable mental-health condition or state"),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
+PREFILL = "<think>\n<stimulus>"
+
+SYSTEM_PROMPT = (
+    "You assess social-media posts for mental-health research. Reason in five stages of cognitive "
+    "appraisal, each inside its own tag, then give one option as the answer:\n"
+    + "\n".join(f"<{s.name}>{s.definition}</{s.name}>" for s in STAGES)
+    + "\nFormat: <think>\n<stimulus>…</stimulus>\n…\n<mental_state>…</mental_state>\n</think>\n"
+    "<answer>one option, exactly as written</answer>"
+)
+
+
+def user_message(text: str, question: str, options: Sequence[str]) -> str:
+    """The user turn: the post, the task's question and the label options."""
+    return f'Post: "{text.strip()}"\nQuestion: {question}\nOptions: {", ".join(options)}'
+
+
+def build_messages(text: str, question: str, options: Sequence[str]) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": user_message(text, question, options)},
+    ]
+
+
+def build_prompt(tokenizer, text: str, question: str, options: Sequence[str]) -> str:
+    """Chat-templated prompt string ending in the pre-filled assistant turn (`…<think>\\n<stimulus>`)."""
+    rendered = tokenizer.apply_chat_template(
+        build_messages(text, question, options), tokenize=False, add_generation_prompt=True
+    )
+    return rendered + PREFILL
+
+
+def format_completion(stage_texts: dict[str, str], answer: str, *, prefilled: bool = True) -> str:
+    """Render stage texts and an answer in the contract's format (SFT targets, tests).
+
+    With `prefilled=True` the leading PREFILL is omitted, as it belongs to the prompt.
+    """
+    body = "\n".join(f"<{n}>{stage_texts[n].strip()}</{n}>" for n in STAGE_NAMES)
+    full = f"<think>\n{body}\n</think>\n<answer>{answer}</answer>"
+    assert full.startswith(PREFILL)
+    return full[len(PREFILL):] if prefilled else full
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+_TAG_RE = re.compile(r"<(/?)(think|answer|" + "|".join(STAGE_NAMES) + r")>")
+
+
+@dataclass(frozen=True)
+class FormatIssue:
+    kind: str  # missing_think | missing_think_close | missing_stage | duplicate_stage | out_of_order |
+    #            empty_stage | unclosed_stage | missing_answer | empty_answer | unclosed_answer |
+    #            leading_text | trailing_text
+    stage: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.stage}" if self.stage else self.kind
+
+
+@dataclass
+class ParsedCompletion:
+    stages: dict[str, str] = field(default_factory=dict)  # first occurrence of each stage, stripped
+    stage_spans: dict[str, tuple[int, int]] = field(default_factory=dict)  # char spans in `text`
+    answer: str | None = None
+    text: str = ""  # the parsed text (prefill included when it was re-attached)
+    issues: list[FormatIssue] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.issues
+
+
+def parse_completion(completion: str, *, prefilled: bool = True) -> ParsedCompletion:
+    """Parse a completion into stages + answer, collecting every format issue.
+
+    `prefilled=True` means `completion` is what the model generated after the pre-filled PREFILL.
+    Content of a stage whose closing tag is missing (truncated output) runs to the next tag or the
+    end of the text and is reported as `unclosed_stage`.
+    """
+    text = PREFILL + completion if prefilled else completion
+    out = ParsedCompletion(text=text)
+    issues = out.issues
+    tags = list(_TAG_RE.finditer(text))
+
+    opens = [m for m in tags if m.group(2) == "think" and not m.group(1)]
+    closes = [m for m in tags if m.group(2) == "think" and m.group(1)]
+    if not opens:
+        issues.append(FormatIssue("missing_think"))
+    elif text[: opens[0].start()].strip():
+        issues.append(FormatIssue("leading_text"))
+    if not closes:
+        issues.append(FormatIssue("missing_think_close"))
+
+    seen_order: list[str] = []
+    for name in STAGE_NAMES:
+        starts = [i for i, m in enumerate(tags) if m.group(2) == name and not m.group(1)]
+        if not starts:
+            issues.append(FormatIssue("missing_stage", name))
+            continue
+        if len(starts) > 1:
+            issues.append(FormatIssue("duplicate_stage", name))
+        i = starts[0]
+        begin = tags[i].end()
+        nxt = tags[i + 1] if i + 1 < len(tags) else None
+        if nxt is not None and nxt.group(2) == name and nxt.group(1):
+            end = nxt.start()
+        else:
+            end = nxt.start() if nxt is not None else len(text)
+            issues.append(FormatIssue("unclosed_stage", name))
+        out.stage_spans[name] = (begin, end)
+        out.stages[name] = text[begin:end].strip()
+        if not out.stages[name]:
+            issues.append(FormatIssue("empty_stage", name))
+        seen_order.append(name)
+    firsts = sorted(out.stage_spans, key=lambda n: out.stage_spans[n][0])
+    if firsts != seen_order:
+        issues.append(FormatIssue("out_of_order"))
+
+    a_open = [m for m in tags if m.group(2) == "answer" and not m.group(1)]
+    a_close = [m for m in tags if m.group(2) == "answer" and m.group(1)]
+    if not a_open:
+        issues.append(FormatIssue("missing_answer"))
+        return out
+    if closes and a_open[0].start() < closes[0].start():
+        issues.append(FormatIssue("out_of_order"))
+    close_after = [m for m in a_close if m.start() >= a_open[0].end()]
+    if close_after:
+        out.answer = text[a_open[0].end(): close_after[0].start()].strip()
+        if text[close_after[0].end():].strip():
+            issues.append(FormatIssue("trailing_text"))
+    else:
+        out.answer = text[a_open[0].end():].strip()
+        issues.append(FormatIssue("unclosed_answer"))
+    if len(a_open) > 1:
+        issues.append(FormatIssue("duplicate_stage", "answer"))
+    if not out.answer:
+        issues.append(FormatIssue("empty_answer"))
+    return out
+
+
+def match_label(answer: str | None, labels: Sequence[str]) -> str | None:
+    """The label the answer names: it starts with the label (case-insensitive), followed by a non-word
+    character or the end (the paper's accuracy rule). The longest matching label wins."""
+    if not answer:
+        return None
+    a = answer.strip().lower()
+    best = None
+    for label in labels:
+        lab = label.lower()
+        if re.match(re.escape(lab) + r"(?!\w)", a) and (best is None or len(lab) > len(best)):
+            best = label
+    return best

@@ -1,0 +1,147 @@
+"""Loaders for the two dataset layouts Mental-R1 trains and evaluates on.
+
+IMHI layout (MentalLLaMA; ../shared/data/imhi):   DIR/{train,val,test}/NAME.csv
+    columns `query` (`Consider this post: "…" Question: …`) and `gpt-3.5-turbo` (`<label sentence>.
+    Reasoning: <explanation>`). Tasks come from the registry in tasks.py.
+Paper layout (Mental-R1's own datasets):          DIR/NAME/{train,val|dev,test}_clean.csv
+    columns `text,label,mental_prompt`. Each NAME becomes a task: its labels are the options listed in
+    `mental_prompt` (lines `- "X"`), or else the labels seen in its files.
+
+Every problem with a file raises DataError naming the file and the row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from mental_r1.tasks import IMHI_DATASETS, Label, Task, task_for_question
+
+
+class DataError(ValueError):
+    """A dataset file that cannot be used; the message names the file, the row and the fix."""
+
+
+@dataclass(frozen=True)
+class Example:
+    dataset: str
+    task: Task
+    text: str
+    label: str  # short label
+    explanation: str | None = None  # IMHI reference reasoning, when present
+
+
+SPLITS = ("train", "val", "test")
+_QUERY_RE = re.compile(r'^\s*Consider this post:\s*"(?P<post>.*)"\s*Question:\s*(?P<q>.+?)\s*$', re.DOTALL)
+
+
+def _read_rows(path: Path, required: Iterable[str]) -> list[dict[str, str]]:
+    raw = path.read_bytes()
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not valid UTF-8 (byte offset {e.start}); "
+                        "re-save the file as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+    return list(reader)
+
+
+def load_imhi_csv(path: str | Path, dataset: str | None = None) -> list[Example]:
+    path = Path(path)
+    dataset = dataset or path.stem
+    if dataset not in IMHI_DATASETS:
+        raise DataError(f"{path}: unknown IMHI dataset {dataset!r}; expected one of {IMHI_DATASETS}")
+    examples = []
+    for i, row in enumerate(_read_rows(path, ("query", "gpt-3.5-turbo")), start=1):
+        m = _QUERY_RE.match(row["query"] or "")
+        if not m or not m.group("post").strip():
+            raise DataError(f"{path}: row {i}: query is empty or not 'Consider this post: \"…\" Question: …'")
+        try:
+            task = task_for_question(dataset, m.group("q"))
+            answer = row["gpt-3.5-turbo"] or ""
+            label = task.gold_label(answer)
+        except KeyError as e:
+            raise DataError(f"{path}: row {i}: {e.args[0]}") from None
+        expl = answer.split("Reasoning:", 1)[1].strip() if "Reasoning:" in answer else None
+        examples.append(Example(dataset, task, m.group("post").strip(), label, expl or None))
+    return examples
+
+
+def _prompt_options(prompt: str) -> list[str]:
+    return re.findall(r'^\s*-\s*"(.+?)"\s*$', prompt, flags=re.MULTILINE)
+
+
+def custom_task(name: str, files: list[Path]) -> Task:
+    """A task for a paper-format dataset: question and label set read from its files."""
+    prompts: list[str] = []
+    labels: list[str] = []
+    for f in files:
+        for row in _read_rows(f, ("text", "label", "mental_prompt")):
+            prompts.append((row["mental_prompt"] or "").strip())
+            labels.append((row["label"] or "").strip())
+    if not prompts:
+        raise DataError(f"dataset {name!r}: no rows in {[str(f) for f in files]}")
+    question = max(set(prompts), key=prompts.count)
+    options = _prompt_options(question) or sorted({lab for lab in labels if lab})
+    # The options are listed separately in the user turn; keep the instruction before the list.
+    instruction = re.split(r"\n\s*-\s*Respond with|\n\s*-\s*\"", question)[0].strip() or question
+    return Task(name, name, instruction, tuple(Label(o, o) for o in options), f"user dataset {name}")
+
+
+def load_paper_csv(path: str | Path, task: Task) -> list[Example]:
+    path = Path(path)
+    examples = []
+    for i, row in enumerate(_read_rows(path, ("text", "label", "mental_prompt")), start=1):
+        text, label = (row["text"] or "").strip(), (row["label"] or "").strip()
+        if not text:
+            raise DataError(f"{path}: row {i}: empty text")
+        if label not in task.label_names:
+            raise DataError(f"{path}: row {i}: unknown label {label!r}; "
+                            f"{task.id} labels are {list(task.label_names)}")
+        examples.append(Example(task.id, task, text, label))
+    return examples
+
+
+def _paper_files(dset_dir: Path, split: str) -> Path | None:
+    names = [f"{split}_clean.csv"] + (["dev_clean.csv"] if split == "val" else [])
+    return next((dset_dir / n for n in names if (dset_dir / n).exists()), None)
+
+
+def list_datasets(data_dir: str | Path, split: str) -> list[str]:
+    """Datasets available for `split` under `data_dir`, in either layout."""
+    data_dir = Path(data_dir)
+    if (data_dir / split).is_dir():
+        return sorted(p.stem for p in (data_dir / split).glob("*.csv"))
+    return sorted(p.name for p in data_dir.iterdir() if p.is_dir() and _paper_files(p, split))
+
+
+def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None = None) -> list[Example]:
+    """All examples of `split` (train/val/test) for `datasets` (default: every dataset present)."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; use one of {SPLITS}")
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"data directory {data_dir} does not exist; pass --data-dir pointing to the IMHI "
+                        "folder (…/imhi) or a folder of paper-format datasets")
+    available = list_datasets(data_dir, split)
+    wanted = list(datasets) if datasets else available
+    missing = [d for d in wanted if d not in available]
+    if missing:
+        raise DataError(f"{data_dir}: no {split} data for {missing}; available: {available}")
+    out: list[Example] = []
+    for name in wanted:
+        if (data_dir / split).is_dir():
+            out.extend(load_imhi_csv(data_dir / split / f"{name}.csv", name))
+        else:
+            files = [f for s in SPLITS if (f := _paper_files(data_dir / name, s))]
+            out.extend(load_paper_csv(_paper_files(data_dir / name, split), custom_task(name, files)))
+    return out
+

@@ -1,0 +1,126 @@
+"""Pydantic models of the assessment API: what POST /assess accepts and returns.
+
+The response is built from the shared contract (contract.py): stages come from `parse_completion`,
+labels from the task registry, so training rewards and served responses cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mental_r1.contract import STAGES, ParsedCompletion
+from mental_r1.tasks import DEFAULT_TASK, TASKS
+
+MAX_TASKS_PER_REQUEST = 8
+
+
+class AssessRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The post or statement to assess (never logged).")
+    task: str | None = Field(None, description=f"One task id (see GET /tasks); default {DEFAULT_TASK!r}.")
+    tasks: list[str] | None = Field(None, min_length=1, max_length=MAX_TASKS_PER_REQUEST,
+                                    description="Several task ids, assessed concurrently.")
+    locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
+                               description="BCP-47-like locale for crisis resources, e.g. 'en-US', 'en-GB'.")
+    max_tokens: int = Field(384, ge=32, le=512, description="Reasoning token budget.")
+    temperature: float = Field(0.0, ge=0.0, le=1.5, description="0 = greedy (reproducible).")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0, le=2**31 - 1)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("text is empty or only whitespace")
+        return v
+
+    @model_validator(mode="after")
+    def _tasks_known(self) -> "AssessRequest":
+        if self.task is not None and self.tasks is not None:
+            raise ValueError("give either 'task' or 'tasks', not both")
+        unknown = [t for t in self.task_ids if t not in TASKS]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; GET /tasks lists the known ones")
+        if len(set(self.task_ids)) != len(self.task_ids):
+            raise ValueError("'tasks' lists a task twice")
+        return self
+
+    @property
+    def task_ids(self) -> list[str]:
+        if self.tasks is not None:
+            return list(self.tasks)
+        return [self.task or DEFAULT_TASK]
+
+
+class StageText(BaseModel):
+    name: str
+    title: str
+    text: str | None = Field(description="The model's reasoning for this stage; null when missing.")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class TaskAssessment(BaseModel):
+    task: str
+    question: str
+    label: str = Field(description="Most probable label of the task's label set.")
+    label_text: str
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability of `label` from the model's tokens.")
+    probabilities: dict[str, float] = Field(description="Label → probability over the whole label set.")
+    model_answer: str | None = Field(description="What the model wrote in <answer>, if anything.")
+    stages: list[StageText]
+    format_valid: bool
+    format_issues: list[str]
+    usage: Usage
+
+
+class CrisisResource(BaseModel):
+    name: str
+    contact: str
+    available: str | None = None
+
+
+class Safety(BaseModel):
+    disclaimer: str
+    crisis: bool
+    signals: list[str] = Field(description="Risk categories detected in the text or the assessment.")
+    resources: list[CrisisResource]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+
+
+class AssessResponse(BaseModel):
+    assessments: list[TaskAssessment]
+    safety: Safety
+    model: ModelInfo
+    usage: Usage
+    latency_ms: float
+
+
+class ErrorBody(BaseModel):
+    type: str
+    message: str
+    details: list[dict] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class TaskInfo(BaseModel):
+    id: str
+    dataset: str
+    question: str
+    labels: dict[str, str] = Field(description="short label → IMHI label sentence")
+
+
+def stage_texts(parsed: ParsedCompletion) -> list[StageText]:
+    """The five stages in canonical order, text null where the model did not write the stage."""
+    return [StageText(name=s.name, title=s.title, text=parsed.stages.get(s.name)) for s in STAGES]

@@ -1,0 +1,111 @@
+from mental_r1.contract import (
+    PREFILL, STAGE_NAMES, STAGES, SYSTEM_PROMPT, build_prompt, format_completion, match_label, parse_completion,
+)
+
+STAGE_TEXT = {n: f"text of {n}" for n in STAGE_NAMES}
+VALID = format_completion(STAGE_TEXT, "yes")  # what the model generates after the prefill
+
+
+def kinds(parsed):
+    return sorted(i.describe() for i in parsed.issues)
+
+
+def test_valid_completion_parses_all_stages_and_answer():
+    p = parse_completion(VALID)
+    assert p.valid, kinds(p)
+    assert p.answer == "yes"
+    assert p.stages == STAGE_TEXT
+    assert list(p.stages) == list(STAGE_NAMES)
+    # spans point at the stage text inside the re-attached prefill text
+    s, e = p.stage_spans["stimulus"]
+    assert p.text[s:e] == "text of stimulus" and p.text.startswith(PREFILL)
+
+
+def test_not_prefilled_text_parses_the_same():
+    p = parse_completion(PREFILL + VALID, prefilled=False)
+    assert p.valid and p.answer == "yes"
+
+
+def test_missing_stage():
+    p = parse_completion(VALID.replace("<reaction>text of reaction</reaction>\n", ""))
+    assert kinds(p) == ["missing_stage: reaction"]
+    assert "reaction" not in p.stages
+
+
+def test_duplicate_stage():
+    p = parse_completion(VALID.replace("</reaction>", "</reaction>\n<reaction>again</reaction>"))
+    assert kinds(p) == ["duplicate_stage: reaction"]
+    assert p.stages["reaction"] == "text of reaction"  # the first occurrence wins
+
+
+def test_out_of_order_stages():
+    swapped = format_completion(STAGE_TEXT, "no").replace("primary_appraisal", "TMP") \
+        .replace("secondary_appraisal", "primary_appraisal").replace("TMP", "secondary_appraisal")
+    p = parse_completion(swapped)
+    assert kinds(p) == ["out_of_order"]
+
+
+def test_empty_stage():
+    p = parse_completion(VALID.replace("text of reaction", "  \n "))
+    assert kinds(p) == ["empty_stage: reaction"]
+
+
+def test_missing_and_empty_answer_and_trailing_text():
+    no_answer = VALID[: VALID.index("<answer>")]
+    assert kinds(parse_completion(no_answer)) == ["missing_answer"]
+    assert kinds(parse_completion(VALID.replace("<answer>yes", "<answer> "))) == ["empty_answer"]
+    p = parse_completion(VALID + " and more words")
+    assert kinds(p) == ["trailing_text"] and p.answer == "yes"
+
+
+def test_answer_before_think_close_is_out_of_order():
+    text = VALID.replace("\n</think>\n<answer>yes</answer>", "<answer>yes</answer></think>")
+    assert "out_of_order" in kinds(parse_completion(text))
+
+
+def test_truncated_completion_reports_unclosed_stage_and_missing_parts():
+    cut = VALID[: VALID.index("text of reaction") + len("text of")]
+    p = parse_completion(cut)
+    assert p.stages["reaction"] == "text of"
+    assert kinds(p) == sorted(["unclosed_stage: reaction", "missing_stage: mental_state",
+                               "missing_think_close", "missing_answer"])
+    assert not p.valid
+
+
+def test_truncated_answer():
+    p = parse_completion(VALID[: VALID.index("</answer>")])
+    assert kinds(p) == ["unclosed_answer"] and p.answer == "yes"
+
+
+def test_garbage_and_leading_text():
+    p = parse_completion("hello world", prefilled=False)
+    assert "missing_think" in kinds(p) and "missing_answer" in kinds(p)
+    assert len([i for i in p.issues if i.kind == "missing_stage"]) == 5
+    assert "leading_text" in kinds(parse_completion("oops " + PREFILL + VALID, prefilled=False))
+
+
+def test_match_label_paper_rule():
+    labels = ["yes", "no", "no causes", "other stress causes"]
+    assert match_label("Yes, clearly.", labels) == "yes"
+    assert match_label("no causes of depression", labels) == "no causes"  # longest match wins
+    assert match_label("nobody knows", labels) is None  # must be followed by a non-word char
+    assert match_label("  NO", labels) == "no"
+    assert match_label(None, labels) is None
+
+
+def test_system_prompt_names_every_stage_in_order():
+    positions = [SYSTEM_PROMPT.index(f"<{s.name}>") for s in STAGES]
+    assert positions == sorted(positions)
+    assert all(s.definition in SYSTEM_PROMPT for s in STAGES)
+
+
+def test_build_prompt_with_real_chat_template(tokenizer):
+    prompt = build_prompt(tokenizer, "  I feel empty.  ", "Does the poster suffer from depression?", ["yes", "no"])
+    assert prompt.startswith("<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>")
+    assert '<|im_start|>user\nPost: "I feel empty."\nQuestion: Does the poster suffer from depression?\n' \
+           'Options: yes, no<|im_end|>' in prompt
+    assert prompt.endswith("<|im_start|>assistant\n" + PREFILL)
+    # the default SmolLM system prompt is replaced, not added
+    assert "SmolLM" not in prompt
+    ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(ids) == prompt

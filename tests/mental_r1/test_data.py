@@ -1,0 +1,105 @@
+import csv
+
+import pytest
+
+from mental_r1.data import DataError, custom_task, list_datasets, load_imhi_csv, load_paper_csv, load_split
+
+OPTIONS_PROMPT = ('Determine the intensity of loneliness.\n- Respond with one of the following options:\n'
+                  '  - "[1-2]"\n  - "[2-3]"\n  - "[3-4]"\nStatement: ')
+
+
+def write_csv(path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def test_imhi_loader_reads_post_label_and_explanation(data_dir):
+    ex = load_imhi_csv(data_dir / "train" / "DR.csv")
+    assert len(ex) == 1003
+    assert sum(e.label == "yes" for e in ex) == 801
+    assert not ex[0].text.startswith("Consider this post")
+    assert ex[0].explanation and "Reasoning" not in ex[0].explanation
+
+
+def test_load_split_mixes_datasets(data_dir):
+    ex = load_split(data_dir, "val")
+    assert {e.dataset for e in ex} == {"DR", "dreaddit", "SAD"}
+    assert len(ex) == 430 + 300 + 616
+    assert len(load_split(data_dir, "test", ["CAMS"])) == 315
+
+
+def test_imhi_bad_label_names_file_and_row(tmp_path):
+    f = write_csv(tmp_path / "test" / "DR.csv", ["query", "gpt-3.5-turbo"], [
+        ['Consider this post: "fine" Question: Does the poster suffer from depression?', "Yes, the poster suffers from depression. Reasoning: x"],
+        ['Consider this post: "hm" Question: Does the poster suffer from depression?', "Perhaps. Reasoning: y"],
+    ])
+    with pytest.raises(DataError, match=r"DR.csv: row 2: answer 'perhaps' matches 0 labels"):
+        load_imhi_csv(f)
+
+
+def test_imhi_empty_post_and_missing_column(tmp_path):
+    f = write_csv(tmp_path / "DR.csv", ["query", "gpt-3.5-turbo"],
+                  [['Consider this post: "  " Question: Does the poster suffer from depression?', "No."]])
+    with pytest.raises(DataError, match="row 1: query is empty"):
+        load_imhi_csv(f)
+    g = write_csv(tmp_path / "x" / "DR.csv", ["query"], [["q"]])
+    with pytest.raises(DataError, match="missing column"):
+        load_imhi_csv(g)
+
+
+def test_bad_encoding_names_the_line(tmp_path):
+    f = tmp_path / "DR.csv"
+    f.write_bytes(b'query,gpt-3.5-turbo\n"Consider this post: \xff\xfe" Question: x",y\n')
+    with pytest.raises(DataError, match="line 2 is not valid UTF-8"):
+        load_imhi_csv(f)
+
+
+def test_unknown_imhi_dataset(tmp_path):
+    f = write_csv(tmp_path / "Other.csv", ["query", "gpt-3.5-turbo"], [])
+    with pytest.raises(DataError, match="unknown IMHI dataset 'Other'"):
+        load_imhi_csv(f)
+
+
+def make_paper_dataset(root):
+    d = root / "LID"
+    write_csv(d / "train_clean.csv", ["text", "label", "mental_prompt"],
+              [["so alone", "[3-4]", OPTIONS_PROMPT], ["fine today", "[1-2]", OPTIONS_PROMPT]])
+    write_csv(d / "dev_clean.csv", ["text", "label", "mental_prompt"], [["meh", "[2-3]", OPTIONS_PROMPT]])
+    write_csv(d / "test_clean.csv", ["text", "label", "mental_prompt"], [["nobody calls", "[3-4]", OPTIONS_PROMPT]])
+    return d
+
+
+def test_paper_format_becomes_a_task(tmp_path):
+    make_paper_dataset(tmp_path)
+    assert list_datasets(tmp_path, "train") == ["LID"]
+    ex = load_split(tmp_path, "train")
+    assert [e.label for e in ex] == ["[3-4]", "[1-2]"]
+    task = ex[0].task
+    assert task.label_names == ("[1-2]", "[2-3]", "[3-4]")  # options read from mental_prompt
+    assert task.question == "Determine the intensity of loneliness."
+    assert [e.text for e in load_split(tmp_path, "val")] == ["meh"]  # dev_clean.csv serves as val
+
+
+def test_paper_format_unknown_label_and_empty_text(tmp_path):
+    d = make_paper_dataset(tmp_path)
+    task = custom_task("LID", [d / "train_clean.csv"])
+    bad = write_csv(tmp_path / "bad.csv", ["text", "label", "mental_prompt"],
+                    [["ok", "[1-2]", OPTIONS_PROMPT], ["x", "[9-9]", OPTIONS_PROMPT]])
+    with pytest.raises(DataError, match=r"bad.csv: row 2: unknown label '\[9-9\]'"):
+        load_paper_csv(bad, task)
+    empty = write_csv(tmp_path / "empty.csv", ["text", "label", "mental_prompt"], [["  ", "[1-2]", OPTIONS_PROMPT]])
+    with pytest.raises(DataError, match="empty.csv: row 1: empty text"):
+        load_paper_csv(empty, task)
+
+
+def test_load_split_errors(tmp_path, data_dir):
+    with pytest.raises(DataError, match="does not exist; pass --data-dir"):
+        load_split(tmp_path / "nope", "train")
+    with pytest.raises(DataError, match=r"no train data for \['CAMS'\]"):
+        load_split(data_dir, "train", ["CAMS"])
+    with pytest.raises(DataError, match="unknown split"):
+        load_split(data_dir, "dev")
