@@ -15,9 +15,9 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 from mental_r1.tasks import IMHI_DATASETS, Label, Task, task_for_question
 

@@ -8,8 +8,8 @@ class's support in the gold labels; classes that only appear in predictions coun
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class AssessRequest(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _tasks_known(self) -> "AssessRequest":
+    def _tasks_known(self) -> AssessRequest:
         if self.task is not None and self.tasks is not None:
             raise ValueError("give either 'task' or 'tasks', not both")
         unknown = [t for t in self.task_ids if t not in TASKS]

@@ -1,5 +1,12 @@
 from mental_r1.contract import (
-    PREFILL, STAGE_NAMES, STAGES, SYSTEM_PROMPT, build_prompt, format_completion, match_label, parse_completion,
+    PREFILL,
+    STAGE_NAMES,
+    STAGES,
+    SYSTEM_PROMPT,
+    build_prompt,
+    format_completion,
+    match_label,
+    parse_completion,
 )
 
 STAGE_TEXT = {n: f"text of {n}" for n in STAGE_NAMES}

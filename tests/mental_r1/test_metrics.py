@@ -2,7 +2,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from mental_r1.metrics import (
-    accuracy, confusion_matrix, expected_calibration_error, per_class, reliability_bins, weighted_f1,
+    accuracy,
+    confusion_matrix,
+    expected_calibration_error,
+    per_class,
+    reliability_bins,
+    weighted_f1,
 )
 
 GOLD = ["a", "a", "a", "b", "b", "c"]

@@ -1,6 +1,6 @@
 import pytest
 
-from mental_r1.data import load_imhi_csv, list_datasets
+from mental_r1.data import list_datasets, load_imhi_csv
 from mental_r1.tasks import IMHI_DATASETS, TASKS, get_task, task_for_question, tasks_of_dataset
 
 
