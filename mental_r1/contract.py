@@ -179,6 +179,27 @@ def parse_completion(completion: str, *, prefilled: bool = True) -> ParsedComple
     return out
 
 
+def answer_prefix(completion: str) -> str:
+    """The completion cut right after `<answer>`, the position where a label is scored.
+
+    Where the model never opened the answer (truncated or malformed output), the open stage is closed,
+    `</think>` added if missing and `<answer>` appended, so every completion can be scored.
+    """
+    i = completion.find("<answer>")
+    if i >= 0:
+        return completion[: i + len("<answer>")]
+    body = completion.rstrip()
+    if "</think>" in body:
+        return body[: body.index("</think>") + len("</think>")] + "\n<answer>"
+    parsed = parse_completion(body)
+    unclosed = [x.stage for x in parsed.issues if x.kind == "unclosed_stage"]
+    # only the stage the text ends in is still open; earlier unclosed ones were cut by a later tag
+    last = max(parsed.stage_spans, key=lambda n: parsed.stage_spans[n][0], default=None)
+    if last in unclosed and parsed.stage_spans[last][1] == len(parsed.text):
+        body += f"</{last}>"
+    return body + "\n</think>\n<answer>"
+
+
 def match_label(answer: str | None, labels: Sequence[str]) -> str | None:
     """The label the answer names: it starts with the label (case-insensitive), followed by a non-word
     character or the end (the paper's accuracy rule). The longest matching label wins."""

@@ -27,6 +27,8 @@ class AssessRequest(BaseModel):
     temperature: float = Field(0.0, ge=0.0, le=1.5, description="0 = greedy (reproducible).")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
+    timeout_s: float | None = Field(None, gt=0, le=600,
+                                    description="Client deadline; the server's own limit applies when lower.")
 
     @field_validator("text")
     @classmethod

@@ -3,6 +3,7 @@ from mental_r1.contract import (
     STAGE_NAMES,
     STAGES,
     SYSTEM_PROMPT,
+    answer_prefix,
     build_prompt,
     format_completion,
     match_label,
@@ -116,3 +117,21 @@ def test_build_prompt_with_real_chat_template(tokenizer):
     assert "SmolLM" not in prompt
     ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == prompt
+
+
+def test_answer_prefix_cuts_after_answer_tag():
+    assert answer_prefix(VALID) == VALID[: VALID.index("<answer>") + len("<answer>")]
+
+
+def test_answer_prefix_adds_answer_after_think():
+    no_answer = VALID[: VALID.index("</think>") + len("</think>")] + "\n"
+    assert answer_prefix(no_answer) == no_answer.rstrip() + "\n<answer>"
+
+
+def test_answer_prefix_closes_a_truncated_stage():
+    cut = VALID[: VALID.index("text of reaction") + len("text of")]
+    assert answer_prefix(cut) == cut + "</reaction>\n</think>\n<answer>"
+    whole_stage = VALID[: VALID.index("</reaction>") + len("</reaction>")]
+    assert answer_prefix(whole_stage) == whole_stage + "\n</think>\n<answer>"
+    # the prefixed result always parses with an (empty) answer position at its end
+    assert parse_completion(answer_prefix(cut) + "yes</answer>").answer == "yes"

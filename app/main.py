@@ -1,0 +1,129 @@
+"""The FastAPI app factory. The vLLM engine is built in the lifespan (in the background, so /livez and
+/readyz answer while the model loads), never at import; it lives on `app.state`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from app.errors import error_response, install_error_handlers
+from app.routes import router
+from app.safety import CrisisResources
+from app.settings import Settings
+from mental_r1.schemas import ModelInfo
+
+log = logging.getLogger(__name__)
+WARMUP_TEXT = "Today was an ordinary day at work."
+
+
+def model_info(folder: Path, name: str | None) -> ModelInfo:
+    """Name and version of a checkpoint: the version is the recorded or computed content hash."""
+    from mental_r1.base_model import MANIFEST, checkpoint_sha256
+
+    manifest = folder / MANIFEST
+    sha = json.loads(manifest.read_text())["sha256"] if manifest.exists() else checkpoint_sha256(folder)
+    return ModelInfo(name=name or folder.name, version=f"sha256:{sha[:12]}")
+
+
+async def _load(app: FastAPI, settings: Settings) -> None:
+    """Build the engine, warm it up with one real assessment, then mark the service ready."""
+    from transformers import AutoTokenizer
+
+    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.base_model import ensure_base_model
+    from mental_r1.tasks import DEFAULT_TASK, get_task
+
+    state = app.state
+    try:
+        folder = Path(settings.model) if settings.model else await asyncio.to_thread(ensure_base_model)
+        if not (folder / "config.json").exists():
+            raise FileNotFoundError(f"{folder} is not a model checkpoint (no config.json); check --model")
+        t0 = time.perf_counter()
+        state.model_info = await asyncio.to_thread(model_info, folder, settings.model_name)
+        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(folder))
+        state.engine = build_engine(str(folder), max_model_len=settings.max_model_len,
+                                    kv_cache_gib=settings.kv_cache_gib, max_num_seqs=settings.max_num_seqs,
+                                    enforce_eager=settings.enforce_eager)
+        state.assessor = Assessor(state.engine, tokenizer)
+        await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))
+        state.ready = True
+        log.info("model %s %s ready in %.1f s", state.model_info.name, state.model_info.version,
+                 time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - surfaced through /readyz and the log, the process stays up
+        state.load_error = f"{type(e).__name__}: {e}"
+        log.error("engine failed to load: %s", state.load_error)
+
+
+class BodyLimit:
+    """Reject request bodies over `limit` bytes with 413 before anything parses them."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers", ())).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._reject(send)
+        seen = 0
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await self._reject(send)
+
+    async def _reject(self, send):
+        await error_response(413, f"request body exceeds {self.limit} bytes")(
+            {"type": "http"}, None, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state = app.state
+        state.settings = settings
+        state.resources = CrisisResources.from_file(settings.crisis_resources_file)
+        state.ready = state.draining = state.engine_dead = False
+        state.engine = state.assessor = state.load_error = state.model_info = None
+        state.in_flight = 0
+        loader = asyncio.create_task(_load(app, settings))
+        try:
+            yield
+        finally:
+            state.draining, state.ready = True, False
+            loader.cancel()
+            if state.engine is not None:
+                state.engine.shutdown(timeout=settings.drain_timeout_s)
+
+    app = FastAPI(
+        title="Mental-R1 assessment API",
+        version="0.1.0",
+        description="Reasoning-based mental-health assessment for research and screening support. "
+                    "Not a diagnosis; a qualified human must review every output.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,178 @@
+"""HTTP routes: POST /assess, GET /tasks, /livez, /readyz (and /health)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app import metrics
+from app.assessor import GenerationOptions
+from app.errors import ServiceError
+from app.safety import safety_block
+from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo, Usage
+from mental_r1.tasks import TASKS, get_task
+
+router = APIRouter()
+RETRY_AFTER = {"Retry-After": "5"}
+
+
+def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Bearer API key, compared as SHA-256 digests in constant time (keys are stored hashed)."""
+    hashes = request.app.state.settings.key_hashes
+    if not hashes:
+        return
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise ServiceError(401, "missing API key: send 'Authorization: Bearer <key>'",
+                           {"WWW-Authenticate": "Bearer"})
+    digest = hashlib.sha256(key.strip().encode()).hexdigest()
+    if not any(secrets.compare_digest(digest, h) for h in hashes):  # check every hash: no early exit
+        raise ServiceError(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+
+
+ApiKey = Annotated[None, Depends(require_api_key)]
+
+
+async def _until_disconnect(request: Request) -> None:
+    """Return when the client goes away (the body has already been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _run_assessments(request: Request, body: AssessRequest):
+    state = request.app.state
+    opts = GenerationOptions(max_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
+                             seed=body.seed)
+    rid = uuid.uuid4().hex
+
+    async def one(i: int, task_id: str):
+        t0 = time.perf_counter()
+        a = await state.assessor.assess(body.text, get_task(task_id), opts, f"{rid}-{i}")
+        metrics.TASK_LATENCY.labels(task_id).observe(time.perf_counter() - t0)
+        return a
+
+    return await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)))
+
+
+_ERRORS = {422: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
+           504: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
+
+
+@router.post("/assess", response_model=AssessResponse, responses=_ERRORS)
+async def assess(request: Request, body: AssessRequest, _: ApiKey):
+    """Assess a text for one or more IMHI tasks: label, confidence, appraisal stages, safety content."""
+    state, settings = request.app.state, request.app.state.settings
+    t0 = time.perf_counter()
+    status = 200
+    try:
+        if len(body.text) > settings.max_text_chars:
+            raise ServiceError(422, f"text is {len(body.text)} characters; the limit is {settings.max_text_chars}")
+        if state.engine_dead:
+            raise ServiceError(503, "the inference engine has failed; the service needs a restart", RETRY_AFTER)
+        if not state.ready or state.draining:
+            raise ServiceError(503, "the model is not ready yet" if not state.draining else "shutting down",
+                               RETRY_AFTER)
+        if state.in_flight >= settings.max_queued_requests:
+            raise ServiceError(503, "too many requests in flight; retry later", RETRY_AFTER)
+        state.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            work = asyncio.ensure_future(_run_assessments(request, body))
+            watch = asyncio.ensure_future(_until_disconnect(request))
+            timeout = min(body.timeout_s or settings.request_timeout_s, settings.request_timeout_s)
+            done, _pending = await asyncio.wait({work, watch}, timeout=timeout,
+                                                return_when=asyncio.FIRST_COMPLETED)
+            watch.cancel()
+            if work not in done:
+                work.cancel()  # cancelling the generate() iterators aborts the vLLM requests
+                if watch in done:
+                    metrics.ABORTED.inc()
+                    status = 499
+                    return JSONResponse({"error": {"type": "client_closed", "message": "client disconnected"}},
+                                        status_code=499)
+                raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
+            assessments = work.result()
+        finally:
+            state.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+    except ServiceError as e:
+        status = e.status
+        raise
+    except Exception as e:
+        from vllm.exceptions import GracefulHTTPError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if isinstance(e, EngineDeadError):
+            state.engine_dead, state.ready = True, False
+            status = 503
+            raise ServiceError(503, "the inference engine has failed; the service needs a restart",
+                               RETRY_AFTER) from None
+        if isinstance(e, GracefulHTTPError):
+            status = int(e.http_status)
+            raise ServiceError(status, e.message, RETRY_AFTER) from None
+        status = 500
+        raise
+    finally:
+        for t in body.task_ids:
+            metrics.REQUESTS.labels(t, str(status)).inc()
+        metrics.LATENCY.observe(time.perf_counter() - t0)
+
+    safety = safety_block(body.text, assessments, state.resources, body.locale)
+    for a in assessments:
+        metrics.LABELS.labels(a.task, a.label).inc()
+        if not a.format_valid:
+            metrics.FORMAT_INVALID.labels(a.task).inc()
+    for s in safety.signals if safety.crisis else []:
+        metrics.CRISIS.labels(s).inc()
+    usage = Usage(prompt_tokens=sum(a.usage.prompt_tokens for a in assessments),
+                  completion_tokens=sum(a.usage.completion_tokens for a in assessments))
+    return AssessResponse(assessments=assessments, safety=safety, model=state.model_info, usage=usage,
+                          latency_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+
+@router.get("/tasks", response_model=list[TaskInfo])
+async def tasks():
+    """The tasks this service assesses, with their questions and label sets."""
+    return [TaskInfo(id=t.id, dataset=t.dataset, question=t.question,
+                     labels={lab.short: lab.text for lab in t.labels}) for t in TASKS.values()]
+
+
+@router.get("/livez")
+async def livez(request: Request):
+    """Process liveness: fails only when the engine has died (a restart is the fix)."""
+    if request.app.state.engine_dead:
+        raise ServiceError(503, "inference engine died")
+    return {"status": "alive"}
+
+
+@router.get("/readyz")
+@router.get("/health", include_in_schema=False)
+async def readyz(request: Request):
+    """Ready when the engine has loaded, answered a warm-up assessment and is not draining."""
+    state = request.app.state
+    if state.load_error:
+        raise ServiceError(503, f"model failed to load: {state.load_error}", RETRY_AFTER)
+    if state.draining:
+        raise ServiceError(503, "draining", RETRY_AFTER)
+    if not state.ready:
+        raise ServiceError(503, "loading model", RETRY_AFTER)
+    try:
+        await asyncio.wait_for(state.engine.check_health(), timeout=1.0)
+    except Exception:  # noqa: BLE001 - any failure of the health check means not ready
+        state.engine_dead, state.ready = True, False
+        raise ServiceError(503, "inference engine is not healthy", RETRY_AFTER) from None
+    return {"status": "ready", "model": state.model_info.model_dump()}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics():
+    """Prometheus exposition: mental_r1_* service metrics and vLLM's own vllm:* engine metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,60 @@
+"""Service settings: environment variables with the MENTAL_R1_ prefix (or `python -m app --flag`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MENTAL_R1_", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    model: Path | None = Field(None, description="Checkpoint folder; default: the embedded default model.")
+    model_name: str | None = Field(None, description="Name reported in responses; default: the folder name.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+
+    # engine limits
+    max_model_len: int = Field(2048, ge=256)
+    kv_cache_gib: float = Field(1.0, gt=0, description="KV-cache memory; vLLM otherwise takes most of RAM.")
+    max_num_seqs: int = Field(32, ge=1, description="Sequences decoded concurrently by the engine.")
+    max_queued_requests: int = Field(256, ge=1, description="Assessment requests in flight before 503.")
+    enforce_eager: bool = True
+
+    # requests
+    request_timeout_s: float = Field(120.0, gt=0)
+    drain_timeout_s: float = Field(30.0, ge=0)
+    max_text_chars: int = Field(4000, ge=1)
+    max_body_bytes: int = Field(65536, ge=1024)
+
+    # security and safety
+    api_key_hashes: str = Field("", description="Comma-separated SHA-256 hex digests of accepted API keys.")
+    crisis_resources_file: Path | None = None
+
+    @field_validator("api_key_hashes")
+    @classmethod
+    def _hashes_are_sha256(cls, v: str) -> str:
+        for h in cls.split(v):
+            if len(h) != 64 or any(c not in "0123456789abcdef" for c in h):
+                raise ValueError("api_key_hashes must be SHA-256 hex digests (64 lowercase hex chars); "
+                                 "make one with: printf %s \"$KEY\" | sha256sum")
+        return v
+
+    @model_validator(mode="after")
+    def _production_needs_keys(self) -> Settings:
+        if self.env == "production" and not self.key_hashes:
+            raise ValueError("MENTAL_R1_ENV=production requires MENTAL_R1_API_KEY_HASHES "
+                             "(an open assessment API is only allowed in development)")
+        return self
+
+    @staticmethod
+    def split(v: str) -> list[str]:
+        return [h.strip().lower() for h in v.split(",") if h.strip()]
+
+    @property
+    def key_hashes(self) -> list[str]:
+        return self.split(self.api_key_hashes)
