@@ -26,9 +26,9 @@ def model_info(folder: Path, name: str | None) -> ModelInfo:
     """Name and version of a checkpoint: the version is the recorded or computed content hash."""
     from mental_r1.base_model import MANIFEST, checkpoint_sha256
 
-    manifest = folder / MANIFEST
-    sha = json.loads(manifest.read_text())["sha256"] if manifest.exists() else checkpoint_sha256(folder)
-    return ModelInfo(name=name or folder.name, version=f"sha256:{sha[:12]}")
+    path = folder / MANIFEST
+    manifest = json.loads(path.read_text()) if path.exists() else {"sha256": checkpoint_sha256(folder)}
+    return ModelInfo(name=name or manifest.get("name") or folder.name, version=f"sha256:{manifest['sha256'][:12]}")
 
 
 async def _load(app: FastAPI, settings: Settings) -> None:
@@ -36,12 +36,12 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     from transformers import AutoTokenizer
 
     from app.assessor import Assessor, GenerationOptions, build_engine
-    from mental_r1.base_model import ensure_base_model
+    from mental_r1.default_model import ensure_default_model
     from mental_r1.tasks import DEFAULT_TASK, get_task
 
     state = app.state
     try:
-        folder = Path(settings.model) if settings.model else await asyncio.to_thread(ensure_base_model)
+        folder = Path(settings.model) if settings.model else await asyncio.to_thread(ensure_default_model)
         if not (folder / "config.json").exists():
             raise FileNotFoundError(f"{folder} is not a model checkpoint (no config.json); check --model")
         t0 = time.perf_counter()

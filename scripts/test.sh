@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1 TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m mental_r1.base_model
+.venv/bin/python -m mental_r1.default_model
 exec .venv/bin/python -m pytest "$@"

@@ -15,7 +15,9 @@ import time
 import httpx
 import pytest
 
+from app.main import model_info
 from mental_r1.contract import STAGES
+from mental_r1.default_model import ensure_default_model
 from mental_r1.schemas import AssessResponse
 from mental_r1.tasks import TASKS
 
@@ -34,7 +36,8 @@ def test_probes_before_and_after_load(server):
     with server.client() as c:
         ready = c.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json()["model"]["name"] == "SmolLM2-135M-Instruct"
+        expected = model_info(ensure_default_model(), None)  # the embedded default model
+        assert ready.json()["model"] == expected.model_dump()
         assert c.get("/livez").json() == {"status": "alive"}
 
 

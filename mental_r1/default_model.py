@@ -1,0 +1,84 @@
+"""The embedded default model: Mental-R1-135M = the base model + the committed LoRA adapter, merged.
+
+    python -m mental_r1.default_model          # prints the checkpoint folder the service serves by default
+
+The adapter lives in the repository (`artifacts/mental-r1-135m/`, a few MB); the merged checkpoint is
+written once into the model cache (`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a
+manifest like the base model's. When no adapter is committed, the default is the base model itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from mental_r1.base_model import MANIFEST, cache_dir, checkpoint_sha256, ensure_base_model
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "mental-r1-135m"
+MODEL_NAME = "Mental-R1-135M"
+
+
+def adapter_sha256(adapter: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        h.update((adapter / name).read_bytes())
+    return h.hexdigest()
+
+
+def merge_adapter(base: Path, adapter: Path, out: Path) -> None:
+    """Write base + LoRA adapter, merged, as a plain bf16 checkpoint (tokenizer and card included)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    for extra in ("README.md", "training_config.json"):
+        if (adapter / extra).exists():
+            shutil.copy(adapter / extra, out / extra)
+
+
+def ensure_default_model(root: Path | None = None, adapter: Path = ADAPTER_DIR, base: Path | None = None) -> Path:
+    """The folder the service serves when no --model is given (built on first use, a no-op afterwards)."""
+    base = base or ensure_base_model(root)
+    if not (adapter / "adapter_model.safetensors").exists():
+        return base
+    root = Path(root) if root else cache_dir()
+    sha = adapter_sha256(adapter)
+    target = root / f"{MODEL_NAME}-{sha[:12]}"
+    if (target / MANIFEST).exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".merge-") as tmp:
+        build = Path(tmp) / target.name
+        log.info("merging %s into %s", adapter, base.name)
+        merge_adapter(base, adapter, build)
+        manifest = {"name": MODEL_NAME, "base": base.name, "adapter_sha256": sha, "dtype": "bfloat16",
+                    "sha256": checkpoint_sha256(build)}
+        (build / MANIFEST).write_text(json.dumps(manifest, indent=2))
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(build, target)
+    return target
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        print(ensure_default_model())
+    except Exception as e:  # noqa: BLE001 - a CLI: say what failed and exit non-zero
+        sys.exit(f"error: could not prepare the default model: {type(e).__name__}: {e}")
+
+
+if __name__ == "__main__":
+    main()
