@@ -15,10 +15,47 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
+import time
 
 import uvicorn
 
 from app.settings import Settings
+
+_API_PID = "MENTAL_R1_API_PID"  # inherited by every engine process: how the watchdog finds them
+
+
+def _start_engine_watchdog() -> None:
+    """Fork a small watchdog that SIGKILLs this service's engine processes if the API process dies abruptly.
+
+    vLLM's workers exit when their EngineCore dies, but EngineCore does not watch the API process: after a
+    SIGKILL or OOM kill of the service, EngineCore and its worker ran on as orphans, spinning on CPU and
+    holding the KV cache (tests/app/test_faults.py). The watchdog is forked before any engine, socket or
+    thread exists; it finds the engine processes by the MENTAL_R1_API_PID they inherit (Linux /proc).
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    api_pid = os.getpid()
+    os.environ[_API_PID] = str(api_pid)
+    if os.fork() != 0:
+        return
+    try:  # the watchdog
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C shuts the API down cleanly; check after it
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        while os.getppid() == api_pid:
+            time.sleep(1.0)
+        marker = f"{_API_PID}={api_pid}".encode()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid():
+                try:
+                    with open(f"/proc/{entry}/environ", "rb") as f:
+                        if marker in f.read().split(b"\0"):
+                            os.kill(int(entry), signal.SIGKILL)
+                except OSError:
+                    pass  # gone already, or not ours to read
+    finally:
+        os._exit(0)
 
 _FLAGS = ("model", "model_name", "host", "port", "max_model_len", "kv_cache_gib", "max_num_seqs",
           "max_queued_requests", "request_timeout_s", "drain_timeout_s", "max_text_chars", "env")
@@ -45,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     settings = Settings(**overrides)
 
+    _start_engine_watchdog()
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

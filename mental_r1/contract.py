@@ -51,9 +51,18 @@ SYSTEM_PROMPT = (
 )
 
 
+_CONTROL_RE = re.compile(r"<\|([^|<>]{0,40})\|>")
+
+
+def neutralize_control_tokens(text: str) -> str:
+    """Break chat-control markers such as `<|im_start|>` in user text (`<|x|>` → `< |x| >`), so a post
+    cannot open a forged system or assistant turn once the prompt is tokenized."""
+    return _CONTROL_RE.sub(r"< |\1| >", text)
+
+
 def user_message(text: str, question: str, options: Sequence[str]) -> str:
-    """The user turn: the post, the task's question and the label options."""
-    return f'Post: "{text.strip()}"\nQuestion: {question}\nOptions: {", ".join(options)}'
+    """The user turn: the post (control markers neutralized), the task's question and the label options."""
+    return f'Post: "{neutralize_control_tokens(text.strip())}"\nQuestion: {question}\nOptions: {", ".join(options)}'
 
 
 def build_messages(text: str, question: str, options: Sequence[str]) -> list[dict[str, str]]:

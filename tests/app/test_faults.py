@@ -1,4 +1,4 @@
-"""Faults on a real service: the inference engine dies under load."""
+"""Faults on a real service: the engine dies (under load or idle), the API process is killed, a client goes away."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 
+import httpx
 import psutil
 import pytest
 
@@ -52,3 +53,125 @@ def test_dead_engine_turns_readyz_red_and_requests_into_503(tmp_path, base_model
         assert srv.proc.poll() is None  # the API process itself stays up and answers
     finally:
         srv.stop()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture
+def tiny_model(tmp_path, base_model_dir):
+    from training.models import build_tiny_model
+
+    return build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+
+
+def test_engine_death_while_idle_is_noticed_and_shutdown_does_not_hang(tmp_path, tiny_model):
+    srv = Server(tmp_path, MENTAL_R1_MODEL=str(tiny_model))
+    try:
+        srv.wait_ready()
+        for pid in engine_core_pids(srv.proc.pid):  # no request in flight: nothing else will notice
+            os.kill(pid, signal.SIGKILL)
+        with srv.client(key=None, timeout=30) as c:
+            deadline = time.time() + 30
+            while time.time() < deadline and c.get("/readyz").status_code == 200:
+                time.sleep(0.5)
+            assert c.get("/readyz").status_code == 503
+            t0 = time.time()
+            r = c.post("/assess", json={"text": "hello", "max_tokens": 32})
+            assert r.status_code == 503 and time.time() - t0 < 10 and "retry-after" in r.headers
+            assert c.get("/livez").status_code == 503
+        t0 = time.time()
+        srv.proc.terminate()  # shutting down with a dead engine must not hang
+        assert srv.proc.wait(60) in (0, -signal.SIGTERM)
+        assert time.time() - t0 < 60
+    finally:
+        srv.stop()
+
+
+def test_killed_api_process_leaves_no_engine_processes_behind(tmp_path, tiny_model):
+    srv = Server(tmp_path, MENTAL_R1_MODEL=str(tiny_model))
+    children: list[psutil.Process] = []
+    try:
+        srv.wait_ready()
+        children = descendants(srv.proc.pid)
+        assert engine_core_pids(srv.proc.pid), "no EngineCore child found"
+
+        def call():
+            with srv.client(key=None, timeout=60) as c:
+                try:
+                    c.post("/assess", json={"text": "A long week.", "tasks": ["SAD", "CAMS"], "max_tokens": 512})
+                except httpx.TransportError:
+                    pass  # expected: the server is killed under this request
+
+        t = threading.Thread(target=call)
+        t.start()
+        time.sleep(1.0)
+        srv.proc.kill()  # SIGKILL: no shutdown code runs in the API process
+        srv.proc.wait(10)
+        deadline = time.time() + 30
+        while time.time() < deadline and alive(children):
+            time.sleep(0.5)
+        left = [(p.pid, p.name()) for p in alive(children)]
+        assert not left, f"engine processes outlived the API process: {left}"
+        t.join(60)
+    finally:
+        for p in alive(children):  # only if the check above failed
+            p.kill()
+        srv.stop()
+
+
+def trie_nodes(tokenizer, labels) -> int:
+    """Scoring requests the Assessor sends for a task: one per distinct prefix of the `LABEL</answer>` tokens."""
+    conts = [tokenizer(lab + "</answer>", add_special_tokens=False)["input_ids"] for lab in labels]
+    return len({tuple(c[:k]) for c in conts for k in range(len(c))})
+
+
+def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
+    """One client asks for three tasks and goes away while another request is in flight: the other is answered,
+    the engine ends up idle, and fewer engine requests finish than the two assessments would have needed
+    (vLLM does not count client aborts in its metrics: aborted requests show up as never finishing)."""
+    from mental_r1.tasks import TASKS
+
+    from .test_service import metric
+
+    def finished(m: str) -> float:
+        return sum(metric(m, "vllm:request_success_total", finished_reason=r) for r in ("stop", "length"))
+
+    with server.client() as c:
+        m0 = c.get("/metrics").text
+    ours0 = metric(m0, "mental_r1_aborted_total")
+    other = {}
+
+    def steady():
+        with server.client() as c:
+            other["r"] = c.post("/assess", json={"text": "Busy week, but fine.", "task": "DR", "max_tokens": 64})
+
+    t = threading.Thread(target=steady)
+    t.start()
+    with pytest.raises(httpx.ReadTimeout), server.client(timeout=1.0) as c:
+        c.post("/assess", json={"text": "Nothing helps.", "tasks": ["DR", "SAD", "t-sid"], "max_tokens": 512})
+    t.join(300)
+    assert other["r"].status_code == 200, other["r"].text
+    deadline = time.time() + 120  # un-aborted 512-token generations would finish (and count) within this
+    with server.client() as c:
+        while time.time() < deadline:
+            m = c.get("/metrics").text
+            if metric(m, "vllm:num_requests_running") == 0 and metric(m, "vllm:num_requests_waiting") == 0:
+                break
+            time.sleep(0.5)
+    assert metric(m, "vllm:num_requests_running") == 0
+    assert metric(m, "mental_r1_aborted_total") == ours0 + 1
+    # each assessment = its generation + one request per scoring node; if nothing had been aborted, all of
+    # the steady request's and all of the three abandoned assessments' engine requests would have finished
+    steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"].label_names)
+    abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t].label_names) for t in ("DR", "SAD", "t-sid"))
+    done = finished(m) - finished(m0)
+    assert steady_work <= done < steady_work + abandoned_work, (done, steady_work, abandoned_work)

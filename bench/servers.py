@@ -1,0 +1,117 @@
+"""Start the two servers the benchmarks compare, as subprocesses on free loopback ports.
+
+Both get the same engine limits (max model length, KV-cache bytes, concurrent sequences, eager mode, prefix
+caching, bf16, seed), so the only difference left is the API in front of the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from app.assessor import CPU_BLOCK_SIZE
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    max_model_len: int = 2048
+    kv_cache_gib: float = 1.0
+    max_num_seqs: int = 32
+    # the KV block size app.assessor.build_engine sets on CPU (None: vLLM's default), given to vLLM too
+    block_size: int | None = CPU_BLOCK_SIZE
+    # vLLM's CPU default ("auto") pins every engine's OpenMP threads to the last core and reserves the rest;
+    # on a shared 2-core machine all engines then fight over core 0. "nobind" lets the kernel place them.
+    omp_threads_bind: str = "nobind"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A server subprocess with its log file; `ready_path` answers 200 once it serves."""
+
+    def __init__(self, name: str, argv: list[str], port: int, ready_path: str, log: Path, env: dict[str, str]):
+        self.name, self.port, self.ready_path, self.log_path = name, port, ready_path, log
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = log.open("wb")
+        full_env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", **env}
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, budget: float = 600) -> float:
+        t0 = time.time()
+        while time.time() - t0 < budget:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            try:
+                if httpx.get(self.url + self.ready_path, timeout=5).status_code == 200:
+                    return time.time() - t0
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{self.name} not ready in {budget} s:\n{self.tail()}")
+
+    def tail(self, n: int = 3000) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-n:]
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server and all its children (API process, engine core, workers)."""
+        try:
+            root = psutil.Process(self.proc.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for p in procs:
+            try:
+                total += p.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self, timeout: float = 60) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(30)
+        self._log.close()
+
+
+def start_service(model: Path, limits: EngineLimits, log: Path, **env: str) -> Proc:
+    """Our service: `python -m app --model M` (POST /assess)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "app", "--model", str(model), "--port", str(port),
+            "--max-model-len", str(limits.max_model_len), "--kv-cache-gib", str(limits.kv_cache_gib),
+            "--max-num-seqs", str(limits.max_num_seqs)]
+    return Proc("service", argv, port, "/readyz", log,
+                {"VLLM_CPU_OMP_THREADS_BIND": limits.omp_threads_bind, **env})
+
+
+def start_vllm_server(model: Path, limits: EngineLimits, log: Path) -> Proc:
+    """vLLM's own OpenAI-compatible server with the engine arguments app.assessor.build_engine uses."""
+    port = free_port()
+    argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
+            "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
+            "--max-model-len", str(limits.max_model_len),
+            "--kv-cache-memory-bytes", str(int(limits.kv_cache_gib * 2**30)),
+            "--max-num-seqs", str(limits.max_num_seqs), "--enforce-eager", "--enable-prefix-caching",
+            "--seed", "0"]  # access log left on, as in our service
+    if limits.block_size:
+        argv += ["--block-size", str(limits.block_size)]
+    return Proc("vllm", argv, port, "/health", log, {"VLLM_CPU_OMP_THREADS_BIND": limits.omp_threads_bind})
