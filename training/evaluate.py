@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import signal
 import sys
 import time
 from collections import defaultdict
@@ -25,8 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from mental_r1.data import DataError, Example, list_datasets, load_split  # noqa: E402
-from training.eval_report import (  # noqa: E402
+from mental_r1.data import DataError, Example, list_datasets, load_split
+from training.eval_report import (
     Prediction,
     dataset_report,
     majority_predictions,
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--output", required=True, type=Path)
     args = ap.parse_args(argv)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
+    # SIGTERM → SystemExit, so the engine's worker processes are shut down instead of orphaned
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     try:
         wanted = args.datasets.split(",") if args.datasets else None

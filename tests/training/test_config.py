@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+from trl import TrlParser
+
+from training.config import ALGORITHMS, CRPOConfig, RunArguments
+from training.schedule import stage_betas
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+
+
+def cfg(**kw) -> CRPOConfig:
+    return CRPOConfig(output_dir="/tmp/crpo-test", use_cpu=True, bf16=False, report_to="none", **kw)
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_algorithm_sets_the_trl_fields(algorithm):
+    c = cfg(algorithm=algorithm)
+    for key, value in ALGORITHMS[algorithm].items():
+        assert getattr(c, key) == value
+    assert c.epsilon == 0.2 and c.beta == 0.01 and c.num_generations == 4  # shared, from the paper
+    assert c.betas == (stage_betas() if algorithm == "crpo" else (0.0,) * 5)
+
+
+def test_rejects_conflicts_and_double_entropy_and_completion_logging():
+    with pytest.raises(ValueError, match="conflicts with algorithm='crpo'"):
+        cfg(algorithm="crpo", loss_type="dapo")
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        cfg(algorithm="ppo")
+    with pytest.raises(ValueError, match="counted twice"):
+        cfg(entropy_coef=0.01)
+    with pytest.raises(ValueError, match="sensitive"):
+        cfg(log_completions=True)
+    with pytest.raises(ValueError, match="one per stage"):
+        cfg(stage_betas=[0.1, 0.2])
+
+
+def test_explicit_betas_and_cli_overrides_on_top_of_yaml():
+    parser = TrlParser((RunArguments, CRPOConfig))
+    run, c = parser.parse_args_and_config(
+        ["--config", str(CONFIGS / "cpu_smoke.yaml"), "--algorithm", "dapo", "--data-dir", "/elsewhere",
+         "--stage_betas", "0.1", "0", "0", "0", "-0.1"])
+    assert run.tiny_model and run.data_dir == "/elsewhere"
+    assert c.algorithm == "dapo" and c.loss_type == "dapo" and c.epsilon_high == 0.28
+    assert c.betas == (0.0,) * 5  # only crpo applies the term
+    assert c.stage_betas == [0.1, 0.0, 0.0, 0.0, -0.1]
+
+
+@pytest.mark.parametrize("name", ["cpu_smoke.yaml", "cpu_smollm2.yaml"])
+def test_cpu_configs_parse_with_cpu_settings(name):
+    run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(["--config", str(CONFIGS / name)])
+    assert c.use_cpu and not c.bf16 and not c.gradient_checkpointing and not c.use_vllm
+    assert c.algorithm == "crpo" and run.datasets is None  # every dataset, mixed
+
+
+def test_gpu_config_has_the_paper_settings():
+    import yaml
+
+    y = yaml.safe_load((CONFIGS / "gpu_qwen3_8b.yaml").read_text())
+    assert (y["num_generations"], y["temperature"], y["top_p"], y["learning_rate"], y["beta"]) == (
+        4, 0.85, 0.95, 5e-6, 0.01)
+    assert y["max_prompt_tokens"] == y["max_completion_length"] == 512
+    known = {f for cls in (RunArguments, CRPOConfig) for f in cls.__dataclass_fields__}
+    assert set(y) <= known, set(y) - known
+    acc = yaml.safe_load((CONFIGS / "accelerate_zero2.yaml").read_text())
+    assert acc["distributed_type"] == "DEEPSPEED" and acc["deepspeed_config"]["zero_stage"] == 2

@@ -1,0 +1,196 @@
+"""Real TRL steps on a tiny model (CPU): the cpu_smoke config for every algorithm, checkpoints, resume, vLLM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mental_r1.contract import STAGE_NAMES, format_completion
+from training.checkpoints import COMPLETE_MARKER
+from training.run_log import read_jsonl
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "training" / "configs" / "cpu_smoke.yaml"
+pytestmark = pytest.mark.slow
+
+
+def run_crpo(out: Path, data_dir: Path, *extra: str) -> Path:
+    from training import run_crpo
+
+    return run_crpo.main(["--config", str(SMOKE), "--output_dir", str(out), "--data-dir", str(data_dir), *extra])
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("smoke")
+    run_crpo(out, data_dir)
+    return out
+
+
+def test_smoke_crpo_trains_logs_and_exports(smoke):
+    final = smoke / "final"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja",
+                 "generation_config.json", "mental_r1_run.json", "README.md"):
+        assert (final / name).is_file(), name
+    rows = [r for r in read_jsonl(smoke / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["crpo/entropy/stimulus"] > 0  # generation starts inside the pre-filled stimulus stage
+        assert r["crpo/stage_term"] < 0  # an untrained model only writes stimulus, whose beta is negative
+        assert all(f"crpo/entropy/{n}" in r for n in STAGE_NAMES)
+    before, after = weights(smoke / "tiny_init"), weights(final)
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert not unchanged, unchanged
+    assert (smoke / "checkpoint-2" / COMPLETE_MARKER).is_file()
+    assert (smoke / "metrics.png").stat().st_size > 0
+    card = (final / "README.md").read_text()
+    assert "crpo" in card and "-0.0592" in card and "$" not in card
+    record = json.loads((final / "mental_r1_run.json").read_text())
+    assert record["global_step"] == 2 and record["trainer"]["loss_type"] == "grpo"
+
+
+def test_transformers_loads_the_final_checkpoint(smoke):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(smoke / "final")
+    model = AutoModelForCausalLM.from_pretrained(smoke / "final")
+    assert tok.chat_template and model.generation_config.temperature == 0.85
+    out = model.generate(**tok("hello", return_tensors="pt"), max_new_tokens=3, do_sample=False)
+    assert out.shape[1] == tok("hello", return_tensors="pt")["input_ids"].shape[1] + 3
+
+
+def test_vllm_loads_the_final_checkpoint(smoke, tmp_path):
+    env = os.environ | {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    # files, not pipes: a vLLM engine process that outlives the script would keep a pipe open
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        proc = subprocess.run([sys.executable, str(Path(__file__).with_name("vllm_load.py")), str(smoke / "final")],
+                              cwd=REPO, env=env, stdout=out, stderr=err, timeout=400, check=False)
+    assert proc.returncode == 0, (tmp_path / "err").read_text()[-3000:]
+    results = [line for line in (tmp_path / "out").read_text().splitlines() if line.startswith('{"n_tokens"')]
+    assert results and json.loads(results[-1]) == {"n_tokens": 8}
+
+
+@pytest.mark.parametrize("algorithm,loss_type", [("grpo", "grpo"), ("dapo", "dapo"), ("dr_grpo", "dr_grpo")])
+def test_baselines_run_under_the_same_harness(tmp_path, data_dir, algorithm, loss_type):
+    final = run_crpo(tmp_path, data_dir, "--algorithm", algorithm, "--max_steps", "1", "--save_strategy", "no")
+    rows = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if "loss" in r]
+    assert len(rows) == 1 and "crpo/entropy/stimulus" in rows[0]
+    if algorithm == "dapo" and rows[0]["completions/clipped_ratio"] == 1:
+        assert rows[0]["crpo/entropy/stimulus"] is None  # overlong filtering masks every truncated completion
+    else:
+        assert rows[0]["crpo/entropy/stimulus"] > 0
+    assert rows[0]["crpo/stage_term"] == 0  # all betas are 0: the term is not part of a baseline's loss
+    record = json.loads((final / "mental_r1_run.json").read_text())
+    assert record["trainer"]["loss_type"] == loss_type and record["stage_betas"] == [0.0] * 5
+    # A random model never writes the format: every completion of a prompt gets the same reward, so the
+    # advantages (and the baselines' loss) are 0 and the weights stay put. This is why small models need the
+    # cold-start SFT; test_each_algorithm_loss_updates_every_parameter checks the update itself.
+    if rows[0]["frac_reward_zero_std"] == 1.0:
+        before, after = weights(tmp_path / "tiny_init"), weights(final)
+        assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def hand_made_batch(trainer, tokenizer):
+    """Two prompts × two completions written in the contract's format (with EOS), advantages ±1."""
+    from training.prompts import build_prompt
+    from training.stage_masks import stage_index_batch
+
+    prompt = build_prompt(tokenizer, "I cannot sleep.", "Does the poster suffer from depression?", ["yes", "no"])
+    texts = [format_completion({n: f"{n} words here" for n in STAGE_NAMES}, a) + tokenizer.eos_token
+             for a in ("yes", "no")]
+    p = tokenizer([prompt] * 4, add_special_tokens=False, return_tensors="pt")
+    c = tokenizer([texts[0], texts[1], texts[1], texts[0]], add_special_tokens=False, return_tensors="pt",
+                  padding=True, padding_side="right")
+    batch = {"prompt_ids": p["input_ids"], "prompt_mask": p["attention_mask"], "completion_ids": c["input_ids"],
+             "completion_mask": c["attention_mask"], "advantages": torch.tensor([1.0, -1.0, 1.0, -1.0]),
+             "num_items_in_batch": c["attention_mask"].sum()}
+    with torch.no_grad():
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        batch["ref_per_token_logps"] = trainer._get_per_token_logps_and_entropies(
+            trainer.ref_model, ids, att, ids.size(1) - p["input_ids"].size(1))[0]
+    batch["crpo_stage"] = stage_index_batch(tokenizer, batch["completion_ids"], batch["completion_mask"])
+    return batch
+
+
+def make_trainer(folder: Path, out: Path, algorithm: str):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.config import CRPOConfig
+    from training.crpo_trainer import CRPOTrainer
+    from training.rewards import format_reward
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    cfg = CRPOConfig(output_dir=str(out), algorithm=algorithm, use_cpu=True, bf16=False, report_to="none",
+                     per_device_train_batch_size=4, max_completion_length=64, gradient_checkpointing=False)
+    trainer = CRPOTrainer(model=AutoModelForCausalLM.from_pretrained(folder), reward_funcs=[format_reward],
+                          args=cfg, train_dataset=Dataset.from_list([{"prompt": "x"}] * 4), processing_class=tok)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train(); we call the loss directly
+    return trainer, tok
+
+
+@pytest.mark.parametrize("algorithm", ["crpo", "grpo", "dapo", "dr_grpo"])
+def test_each_algorithm_loss_updates_every_parameter(smoke, tmp_path, algorithm):
+    trainer, tok = make_trainer(smoke / "tiny_init", tmp_path, algorithm)
+    batch = hand_made_batch(trainer, tok)
+    assert set(batch["crpo_stage"][0].tolist()) == {-1, 0, 1, 2, 3, 4}
+    loss = trainer._compute_loss(trainer.model, batch)
+    loss.backward()
+    no_grad = [n for n, p in trainer.model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not no_grad, no_grad
+    assert {f"crpo/entropy/{n}" for n in STAGE_NAMES} <= set(trainer._metrics["train"])
+
+
+def test_crpo_loss_is_grpo_loss_plus_the_stage_term(smoke, tmp_path):
+    from training.entropy import stage_entropy_term
+
+    trainer, tok = make_trainer(smoke / "tiny_init", tmp_path, "crpo")
+    batch = hand_made_batch(trainer, tok)
+    with torch.no_grad():
+        crpo = trainer._compute_loss(trainer.model, batch)
+        betas = trainer.stage_betas.clone()
+        trainer.stage_betas = torch.zeros_like(betas)
+        grpo = trainer._compute_loss(trainer.model, batch)
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        _, H, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, ids, att, batch["completion_ids"].size(1), compute_entropy=True)
+    expected = stage_entropy_term(H, batch["crpo_stage"], batch["completion_mask"], betas)
+    assert expected.abs() > 1e-3
+    assert (crpo - grpo).item() == pytest.approx(expected.item(), rel=1e-4, abs=1e-6)
+
+
+def test_resume_after_sigkill(tmp_path, data_dir):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "training/run_crpo.py", "--config", str(SMOKE), "--output_dir", str(out),
+           "--data-dir", str(data_dir), "--max_steps", "3", "--save_steps", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 300
+        while not (out / "checkpoint-1" / COMPLETE_MARKER).exists():
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            assert time.time() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (out / "final").exists()
+    final = run_crpo(out, data_dir, "--max_steps", "3", "--save_steps", "1", "--resume")
+    record = json.loads((final / "mental_r1_run.json").read_text())
+    assert record["resumed_from"] and Path(record["resumed_from"]).name.startswith("checkpoint-")
+    assert record["global_step"] == 3
+    steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    assert steps == [1, 2, 3]  # no step logged twice

@@ -1,0 +1,118 @@
+"""Train Mental-R1 with CRPO, or an RL baseline under the same harness and data.
+
+    python training/run_crpo.py --config training/configs/cpu_smoke.yaml                 # tiny model, ~1 min
+    python training/run_crpo.py --config training/configs/cpu_smollm2.yaml               # SmolLM2-135M, hours
+    python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --algorithm grpo --output_dir runs/grpo
+    python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --resume      # after a kill
+    accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
+        training/run_crpo.py --config training/configs/gpu_qwen3_8b.yaml                # multi-GPU, the paper's settings
+
+Any field of CRPOConfig (TRL's GRPOConfig + algorithm/schedule) or RunArguments can be given as
+`--key value` after the YAML and overrides it. Outputs in `output_dir`: Trainer checkpoints
+(`checkpoint-N/`, complete iff they hold `checkpoint_complete.json`), `metrics.jsonl`, `metrics.png`
+(per-stage entropy and rewards over steps) and `final/`, the Hugging Face checkpoint folder to serve.
+
+Departures from the paper (main.py of xin-wang18/Mental-R1 on TRL 0.21): TRL 1.16; IMHI instead of the
+paper's 8 datasets (the paper's CSV layout loads too); stage masks from decoded text offsets
+(training/stage_masks.py); the entropy term normalised as documented in training/entropy.py; posts cut to
+fit `max_prompt_tokens`; no cold start in the paper, but small models need one (training/run_sft.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python training/run_crpo.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+from accelerate import PartialState
+from datasets import Dataset
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import TrlParser
+
+from mental_r1.data import load_split
+from training.checkpoints import prepare_resume
+from training.config import CRPOConfig, RunArguments
+from training.crpo_trainer import CRPOTrainer
+from training.export import export_checkpoint, metrics_table, versions
+from training.models import build_tiny_model, resolve_model_path
+from training.prompts import rl_rows, select_examples
+from training.rewards import AccuracyReward, RewardWeights, format_reward
+from training.run_log import JsonlMetricsCallback, final_metrics, plot_metrics, read_jsonl
+
+log = logging.getLogger("training.run_crpo")
+
+
+def parse(argv: list[str] | None = None) -> tuple[RunArguments, CRPOConfig]:
+    return TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(argv)
+
+
+def resolved_config(run: RunArguments, cfg: CRPOConfig) -> dict:
+    return {"run": dataclasses.asdict(run), "trainer": cfg.to_dict(), "stage_betas": list(cfg.betas)}
+
+
+def main(argv: list[str] | None = None) -> Path:
+    run, cfg = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if run.data_dir is None:
+        raise SystemExit("error: no data; pass --data-dir (IMHI folder or a folder of paper-format datasets)")
+    out_dir = Path(cfg.output_dir)
+    log.info("resolved config: %s", json.dumps(resolved_config(run, cfg), default=str))
+
+    train = load_split(run.data_dir, "train", run.datasets)
+    weights = RewardWeights.from_examples(train)  # from the full training split, not the subset
+    examples = select_examples(train, run.samples_per_dataset, cfg.seed)
+    log.info("training on %d examples from %s; reward weights %s", len(examples),
+             sorted({e.dataset for e in examples}), json.dumps(dataclasses.asdict(weights)))
+
+    source = resolve_model_path(run.model_name_or_path)
+    model_path = build_tiny_model(source, out_dir / "tiny_init", cfg.seed) if run.tiny_model else source
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
+    dataset = Dataset.from_list(rl_rows(tokenizer, examples, run.max_prompt_tokens))
+
+    checkpoint = None
+    if run.resume:
+        with PartialState().main_process_first():  # the main process removes incomplete checkpoints first
+            checkpoint = prepare_resume(out_dir)
+        log.info("resuming from %s", checkpoint or "scratch (no complete checkpoint found)")
+    jsonl = out_dir / "metrics.jsonl"
+    trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)], args=cfg,
+                          train_dataset=dataset, processing_class=tokenizer,
+                          callbacks=[JsonlMetricsCallback(jsonl)])
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if not trainer.is_world_process_zero():
+        return out_dir / "final"
+
+    rows = read_jsonl(jsonl)
+    plot_metrics(jsonl, out_dir / "metrics.png", title=f"{cfg.algorithm} · {Path(str(model_path)).name}")
+    metrics = final_metrics(rows)
+    record = resolved_config(run, cfg) | {
+        "model_source": str(model_path), "resumed_from": checkpoint, "global_step": trainer.state.global_step,
+        "final_metrics": metrics,
+        "reward_weights": dataclasses.asdict(weights), "train_examples": len(examples), "versions": versions()}
+    card = {
+        "model_name": f"Mental-R1 {cfg.algorithm.upper()} ({Path(str(source)).name})",
+        "summary": f"Trained with `{cfg.algorithm}` ({'GRPO + stage-wise entropy' if cfg.algorithm == 'crpo' else 'RL baseline'}) "
+                   "by training/run_crpo.py.",
+        "base_model": str(model_path), "algorithm": cfg.algorithm,
+        "data": f"{run.data_dir} — {', '.join(sorted({e.dataset for e in examples}))} (train split, mixed)",
+        "examples": str(len(examples)), "steps": str(trainer.state.global_step),
+        "schedule": ", ".join(f"{b:+.4f}" for b in cfg.betas),
+        "settings": (f"loss_type {cfg.loss_type}, epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}, "
+                     f"{cfg.num_generations} generations, temperature {cfg.temperature}, top_p {cfg.top_p}, "
+                     f"lr {cfg.learning_rate}, completion ≤ {cfg.max_completion_length} tokens"),
+        "versions": versions(), "metrics": metrics_table(metrics)}
+    final = export_checkpoint(trainer.model, tokenizer, out_dir / "final", record, card,
+                              max_new_tokens=cfg.max_completion_length)
+    log.info("final checkpoint: %s", final)
+    return final
+
+
+if __name__ == "__main__":
+    main()
