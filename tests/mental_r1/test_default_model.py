@@ -3,7 +3,7 @@ import json
 import torch
 
 from mental_r1.base_model import MANIFEST, checkpoint_sha256
-from mental_r1.default_model import ADAPTER_DIR, MODEL_NAME, adapter_sha256, ensure_default_model
+from mental_r1.default_model import MODEL_NAME, adapter_sha256, ensure_default_model
 
 
 def test_without_an_adapter_the_default_is_the_base_model(base_model_dir, tmp_path):
@@ -32,8 +32,3 @@ def test_adapter_is_merged_once_into_a_verified_checkpoint(base_model_dir, tmp_p
     assert ensure_default_model(tmp_path / "cache", adapter=adapter, base=base_model_dir) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == mtime  # second call is a no-op
 
-
-def test_committed_adapter_if_any_is_small():
-    f = ADAPTER_DIR / "adapter_model.safetensors"
-    if f.exists():
-        assert f.stat().st_size <= 25 * 2**20
