@@ -15,7 +15,9 @@ MAX_TASKS_PER_REQUEST = 8
 
 
 class AssessRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no coercion, so the accepted inputs are exactly what the OpenAPI schema says (e.g. `"seed": true`
+    # or `"max_tokens": "64"` are 422s, not silently 1 and 64; found by schemathesis)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The post or statement to assess (never logged).")
     task: str | None = Field(None, description=f"One task id (see GET /tasks); default {DEFAULT_TASK!r}.")
