@@ -9,7 +9,13 @@ same checkpoint, seed and prompts, alternating which goes first, so drifting mac
 A step is timed from the Trainer's step-begin to step-end callback (generation, scoring, loss, backward,
 optimizer); the first step of every run is warm-up and dropped. Reported: the median step time of each,
 their ratio CRPO/GRPO (goal ≤ 1.05), rollout tokens/s (completion tokens generated ÷ time inside
-generation) and the load average around each run. Results: bench/results/crpo_step-<date>.json.
+generation) and the load average around each run.
+
+On a machine shared with other jobs the step medians drift with the load, so `--parts loss` also measures
+CRPO's extra work in isolation, on one fixed batch of 8 stage-formatted completions (the SFT targets of 8
+training examples): the stage masks (`stage_index_batch`), and loss + backward with the paper's betas vs.
+all betas 0 (same trainer, same batch, interleaved `--loss-reps` times; the difference is the term's
+forward and the entropy gradient through the LM head). Results: bench/results/crpo_step-<parts>-<date>.json.
 """
 
 from __future__ import annotations
@@ -36,8 +42,10 @@ from mental_r1.data import load_split
 from training.config import CRPOConfig
 from training.crpo_trainer import CRPOTrainer
 from training.models import build_tiny_model, resolve_model_path
-from training.prompts import rl_rows, select_examples
+from training.prompts import prompt_for, rl_rows, select_examples
 from training.rewards import AccuracyReward, RewardWeights, format_reward
+from training.sft_targets import sft_target
+from training.stage_masks import stage_index_batch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -114,6 +122,50 @@ def summarize(runs: list[dict]) -> dict:
     return out
 
 
+def loss_part(args, model_path: Path, examples, weights: RewardWeights, out: Path) -> dict:
+    """Stage-mask time and loss+backward time with and without the stage term, on one fixed batch."""
+    tok = AutoTokenizer.from_pretrained(model_path)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    settings = shared_settings(args, out / "loss")
+    settings.pop("epsilon_high"), settings.pop("scale_rewards")
+    trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)],
+                          args=CRPOConfig(algorithm="crpo", **settings),
+                          train_dataset=Dataset.from_list([{"prompt": "x"}] * 8), processing_class=tok)
+    trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    examples = [e for e in examples if e.explanation][: args.completions]
+    prompts = [prompt_for(tok, e, 320) for e in examples]
+    targets = [sft_target(e, 12) + tok.eos_token for e in examples]
+    p = tok(prompts, add_special_tokens=False, return_tensors="pt", padding=True, padding_side="left")
+    c = tok(targets, add_special_tokens=False, return_tensors="pt", padding=True, padding_side="right")
+    batch = {"prompt_ids": p["input_ids"], "prompt_mask": p["attention_mask"], "completion_ids": c["input_ids"],
+             "completion_mask": c["attention_mask"], "num_items_in_batch": c["attention_mask"].sum(),
+             "advantages": torch.linspace(-1, 1, len(examples))}
+    with torch.no_grad():
+        ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
+        att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], 1)
+        batch["ref_per_token_logps"] = trainer._get_per_token_logps_and_entropies(
+            trainer.ref_model, ids, att, c["input_ids"].size(1))[0]
+    mask_seconds = []
+    for _ in range(args.loss_reps):
+        t0 = time.perf_counter()
+        batch["crpo_stage"] = stage_index_batch(tok, batch["completion_ids"], batch["completion_mask"])
+        mask_seconds.append(time.perf_counter() - t0)
+    betas = trainer.stage_betas.clone()
+    timings: dict[str, list[float]] = {"crpo": [], "grpo": []}
+    for _ in range(args.loss_reps):
+        for kind in ("crpo", "grpo"):
+            trainer.stage_betas = betas if kind == "crpo" else torch.zeros_like(betas)
+            trainer.model.zero_grad(set_to_none=True)
+            t0 = time.perf_counter()
+            trainer._compute_loss(trainer.model, batch).backward()
+            timings[kind].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    return {"completion_tokens": int(c["attention_mask"].sum()), "stage_mask_seconds_median": statistics.median(mask_seconds),
+            "loss_backward_seconds_median": med, "loss_backward_ratio_crpo_over_grpo": med["crpo"] / med["grpo"],
+            "loss_backward_seconds": timings}
+
+
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="base", help="checkpoint folder or `base` (default)")
@@ -125,6 +177,8 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--max-completion-length", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-5)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--parts", default="steps,loss", help="steps (full trainer steps) and/or loss (isolated)")
+    p.add_argument("--loss-reps", type=int, default=7)
     p.add_argument("--workdir", default="runs/bench_crpo_step")
     p.add_argument("--output", default=None, help="default: bench/results/crpo_step-<date>.json")
     args = p.parse_args(argv)
@@ -136,21 +190,30 @@ def main(argv: list[str] | None = None) -> Path:
     train = load_split(args.data_dir, "train")
     weights = RewardWeights.from_examples(train)
     tok = AutoTokenizer.from_pretrained(model_path)
-    rows = rl_rows(tok, select_examples(train, 8, args.seed), 320)
-
-    runs = []
-    for r in range(args.rounds):
-        for kind in (("grpo", "crpo") if r % 2 == 0 else ("crpo", "grpo")):
-            runs.append(run_one(kind, args, model_path, rows, weights, workdir))
-            print(f"round {r} {kind}: steps {[round(t, 2) for t in runs[-1]['step_seconds']]} s", flush=True)
+    examples = select_examples(train, 8, args.seed)
+    rows = rl_rows(tok, examples, 320)
+    parts = set(args.parts.split(","))
     result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "model": str(model_path),
               "tiny": args.tiny, "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__},
-              "summary": summarize(runs), "runs": runs}
-    out = Path(args.output or RESULTS / f"crpo_step-{dt.date.today().isoformat()}.json")
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+                          "loadavg_start": os.getloadavg()[0]}, "summary": {}}
+    if "steps" in parts:
+        runs = []
+        for r in range(args.rounds):
+            for kind in (("grpo", "crpo") if r % 2 == 0 else ("crpo", "grpo")):
+                runs.append(run_one(kind, args, model_path, rows, weights, workdir))
+                print(f"round {r} {kind}: steps {[round(t, 2) for t in runs[-1]['step_seconds']]} s", flush=True)
+        result["summary"] = summarize(runs)
+        result["runs"] = runs
+    if "loss" in parts:
+        result["loss_part"] = loss_part(args, model_path, examples, weights, workdir)
+    result["machine"]["loadavg_end"] = os.getloadavg()[0]
+    tag = "-".join(sorted(parts))
+    out = Path(args.output or RESULTS / f"crpo_step-{tag}-{dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result["summary"], indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k in ("summary", "loss_part")}, indent=2))
     print(f"wrote {out}")
     return out
 
