@@ -123,3 +123,16 @@ def publish_folder(target: str | Path, build: Callable[[Path], None]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:
+    """The checkpoint a `--resume` run continues from (None: start from scratch). The main process removes
+    incomplete checkpoints before the others look (prepare_resume)."""
+    if not resume:
+        return None
+    from accelerate import PartialState
+
+    with PartialState().main_process_first():
+        checkpoint = prepare_resume(output_dir)
+    logging.getLogger(__name__).info("resuming from %s", checkpoint or "scratch (no complete checkpoint found)")
+    return checkpoint

@@ -30,13 +30,12 @@ if __package__ in (None, ""):  # `python training/run_crpo.py`: make the reposit
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
 from mental_r1.data import load_split
-from training.checkpoints import prepare_resume
+from training.checkpoints import resume_checkpoint
 from training.config import CRPOConfig, RunArguments
 from training.crpo_trainer import CRPOTrainer
 from training.export import export_checkpoint, metrics_table, versions
@@ -76,11 +75,7 @@ def main(argv: list[str] | None = None) -> Path:
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
     dataset = Dataset.from_list(rl_rows(tokenizer, examples, run.max_prompt_tokens))
 
-    checkpoint = None
-    if run.resume:
-        with PartialState().main_process_first():  # the main process removes incomplete checkpoints first
-            checkpoint = prepare_resume(out_dir)
-        log.info("resuming from %s", checkpoint or "scratch (no complete checkpoint found)")
+    checkpoint = resume_checkpoint(out_dir, run.resume)
     jsonl = out_dir / "metrics.jsonl"
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)], args=cfg,
                           train_dataset=dataset, processing_class=tokenizer,

@@ -28,7 +28,6 @@ if __package__ in (None, ""):  # `python training/run_sft.py`: make the reposito
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
-from accelerate import PartialState
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -36,7 +35,7 @@ from trl import SFTConfig, SFTTrainer, TrlParser
 
 from mental_r1.contract import parse_completion
 from mental_r1.data import load_split
-from training.checkpoints import AtomicCheckpointMixin, prepare_resume, publish_folder
+from training.checkpoints import AtomicCheckpointMixin, publish_folder, resume_checkpoint
 from training.config import RunArguments
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
@@ -110,11 +109,7 @@ def main(argv: list[str] | None = None) -> Path:
         peft_config = LoraConfig(task_type="CAUSAL_LM", r=run.lora_r, lora_alpha=run.lora_alpha,
                                  lora_dropout=run.lora_dropout, bias="none",
                                  target_modules=run.lora_target_modules or "all-linear")
-    checkpoint = None
-    if run.resume:
-        with PartialState().main_process_first():  # the main process removes incomplete checkpoints first
-            checkpoint = prepare_resume(out_dir)
-        log.info("resuming from %s", checkpoint or "scratch (no complete checkpoint found)")
+    checkpoint = resume_checkpoint(out_dir, run.resume)
     jsonl = out_dir / "metrics.jsonl"
     trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                                   processing_class=tokenizer, peft_config=peft_config,
