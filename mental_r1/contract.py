@@ -188,25 +188,39 @@ def parse_completion(completion: str, *, prefilled: bool = True) -> ParsedComple
     return out
 
 
-def answer_prefix(completion: str) -> str:
-    """The completion cut right after `<answer>`, the position where a label is scored.
+COMMIT_TAG = "<mental_state>"
 
-    Where the model never opened the answer (truncated or malformed output), the open stage is closed,
-    `</think>` added if missing and `<answer>` appended, so every completion can be scored.
+
+def commit_prefix(completion: str) -> str:
+    """The completion cut right after `<mental_state>`: the point where the model commits to a label.
+
+    The mental_state stage opens with the task's label sentence (training/sft_targets.py), so the
+    probability of each label sentence here, given the four stages before it, is the model's decision;
+    scoring after `<answer>` instead would measure how faithfully it copies the sentence it already wrote.
+    A completion that never opened mental_state (truncated, or skipped to `</think>`/`<answer>`) is cut
+    before those tags, its open stage closed, and `<mental_state>` appended, so every completion can be scored.
     """
-    i = completion.find("<answer>")
+    i = completion.find(COMMIT_TAG)
     if i >= 0:
-        return completion[: i + len("<answer>")]
-    body = completion.rstrip()
-    if "</think>" in body:
-        return body[: body.index("</think>") + len("</think>")] + "\n<answer>"
+        return completion[: i + len(COMMIT_TAG)]
+    body = completion
+    for tag in ("</think>", "<answer>"):
+        if tag in body:
+            body = body[: body.index(tag)]
+    body = body.rstrip()
     parsed = parse_completion(body)
     unclosed = [x.stage for x in parsed.issues if x.kind == "unclosed_stage"]
-    # only the stage the text ends in is still open; earlier unclosed ones were cut by a later tag
     last = max(parsed.stage_spans, key=lambda n: parsed.stage_spans[n][0], default=None)
     if last in unclosed and parsed.stage_spans[last][1] == len(parsed.text):
         body += f"</{last}>"
-    return body + "\n</think>\n<answer>"
+    return body + "\n" + COMMIT_TAG
+
+
+def committed_completion(prefix: str, label: str, label_sentence: str) -> str:
+    """`commit_prefix(...)` completed with the chosen label: its sentence as the mental_state stage, then the
+    answer. The service writes this tail instead of sampling it (it holds nothing but the label)."""
+    assert prefix.endswith(COMMIT_TAG), "prefix must come from commit_prefix"
+    return f"{prefix}{label_sentence}</mental_state>\n</think>\n<answer>{label}</answer>"
 
 
 def match_label(answer: str | None, labels: Sequence[str]) -> str | None:

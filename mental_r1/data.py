@@ -7,12 +7,19 @@ Paper layout (Mental-R1's own datasets):          DIR/NAME/{train,val|dev,test}_
     columns `text,label,mental_prompt`. Each NAME becomes a task: its labels are the options listed in
     `mental_prompt` (lines `- "X"`), or else the labels seen in its files.
 
+Validation data for every trained dataset: where a dataset has training data but no val split (IMHI's Irf
+and MultiWD), a fixed slice of its training rows (one in HOLDOUT_EVERY, chosen by a hash of the post, so
+the same rows whatever the seed or subset) is held back: `load_split(…, "train")` leaves it out and
+`load_split(…, "val")` returns it. Checkpoints and thresholds are chosen on "val"; "test" is for the final
+table only.
+
 Every problem with a file raises DataError naming the file and the row.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Iterable
@@ -36,6 +43,7 @@ class Example:
 
 
 SPLITS = ("train", "val", "test")
+HOLDOUT_EVERY = 5
 _QUERY_RE = re.compile(r'^\s*Consider this post:\s*"(?P<post>.*)"\s*Question:\s*(?P<q>.+?)\s*$', re.DOTALL)
 
 
@@ -123,25 +131,50 @@ def list_datasets(data_dir: str | Path, split: str) -> list[str]:
     return sorted(p.name for p in data_dir.iterdir() if p.is_dir() and _paper_files(p, split))
 
 
+def is_held_out(example: Example) -> bool:
+    """True for the fixed one-in-HOLDOUT_EVERY training rows that serve as validation data of a dataset
+    without a val split (decided by the post alone)."""
+    digest = hashlib.sha256(example.text.encode()).digest()  # a post asked several questions stays on one side
+    return int.from_bytes(digest[:4], "big") % HOLDOUT_EVERY == 0
+
+
+def _read_split(data_dir: Path, split: str, name: str) -> list[Example]:
+    if (data_dir / split).is_dir():
+        return load_imhi_csv(data_dir / split / f"{name}.csv", name)
+    files = [f for s in SPLITS if (f := _paper_files(data_dir / name, s))]
+    return load_paper_csv(_paper_files(data_dir / name, split), custom_task(name, files))
+
+
 def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None = None) -> list[Example]:
-    """All examples of `split` (train/val/test) for `datasets` (default: every dataset present)."""
+    """All examples of `split` (train/val/test) for `datasets` (default: every dataset present).
+
+    Datasets with training data but no val split contribute their held-out slice (is_held_out) to "val"
+    and the rest of their rows to "train" (see the module docstring).
+    """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {SPLITS}")
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data directory {data_dir} does not exist; pass --data-dir pointing to the IMHI "
                         "folder (…/imhi) or a folder of paper-format datasets")
-    available = list_datasets(data_dir, split)
+    own = list_datasets(data_dir, split)
+    with_val = set(list_datasets(data_dir, "val"))
+    holdout = [d for d in list_datasets(data_dir, "train") if d not in with_val] if split in ("train", "val") else []
+    available = sorted(set(own) | (set(holdout) if split == "val" else set()))
+    if not available:
+        raise DataError(f"{data_dir}: no {split} data found; expected the IMHI layout DIR/{{train,val,test}}/NAME.csv "
+                        "or the paper layout DIR/NAME/{train,val,test}_clean.csv (pass the folder that holds "
+                        "them, e.g. ../shared/data/imhi, not ../shared/data/imhi/test)")
     wanted = list(datasets) if datasets else available
     missing = [d for d in wanted if d not in available]
     if missing:
         raise DataError(f"{data_dir}: no {split} data for {missing}; available: {available}")
     out: list[Example] = []
     for name in wanted:
-        if (data_dir / split).is_dir():
-            out.extend(load_imhi_csv(data_dir / split / f"{name}.csv", name))
+        if split == "val" and name in holdout:
+            out.extend(ex for ex in _read_split(data_dir, "train", name) if is_held_out(ex))
+        elif split == "train" and name in holdout:
+            out.extend(ex for ex in _read_split(data_dir, "train", name) if not is_held_out(ex))
         else:
-            files = [f for s in SPLITS if (f := _paper_files(data_dir / name, s))]
-            out.extend(load_paper_csv(_paper_files(data_dir / name, split), custom_task(name, files)))
+            out.extend(_read_split(data_dir, split, name))
     return out
-

@@ -2,9 +2,12 @@
 
     python -m mental_r1.default_model          # prints the checkpoint folder the service serves by default
 
-The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`, a few MB); the merged checkpoint is
-written once into the model cache (`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a
-manifest like the base model's. When no adapter is committed, the default is the base model itself.
+The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`: the LoRA weights, the calibration
+temperature and `manifest.json`, written by training/ship_adapter.py with every file's SHA-256, the version
+and how it was trained); the merged checkpoint is written once into the model cache
+(`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a manifest like the base model's. An
+adapter whose files do not match its manifest is refused. When no adapter is committed, the default is the
+base model itself.
 """
 
 from __future__ import annotations
@@ -19,17 +22,43 @@ import tempfile
 from pathlib import Path
 
 from mental_r1.base_model import MANIFEST, cache_dir, checkpoint_sha256, ensure_base_model
+from mental_r1.calibration import CALIBRATION_FILE
 
 log = logging.getLogger(__name__)
 
 ADAPTER_DIR = Path(__file__).resolve().parent / "adapters" / "mental-r1-135m"  # package data
 MODEL_NAME = "Mental-R1-135M"
+ADAPTER_MANIFEST = "manifest.json"
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", CALIBRATION_FILE, "README.md")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_adapter(adapter: Path) -> dict:
+    """The adapter's manifest, after checking that every file it lists has the recorded SHA-256."""
+    path = adapter / ADAPTER_MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{adapter} has no {ADAPTER_MANIFEST}; ship adapters with training/ship_adapter.py")
+    manifest = json.loads(path.read_text())
+    for name, want in manifest["files"].items():
+        got = file_sha256(adapter / name) if (adapter / name).exists() else "missing"
+        if got != want:
+            raise ValueError(f"{adapter / name}: SHA-256 {got[:12]} does not match the manifest ({want[:12]}); "
+                             "the adapter is corrupt or was edited by hand: restore it with git or re-ship it")
+    return manifest
 
 
 def adapter_sha256(adapter: Path) -> str:
     h = hashlib.sha256()
-    for name in ("adapter_config.json", "adapter_model.safetensors"):
-        h.update((adapter / name).read_bytes())
+    for name in ADAPTER_FILES:
+        if (adapter / name).exists():
+            h.update((adapter / name).read_bytes())
     return h.hexdigest()
 
 
@@ -43,7 +72,7 @@ def merge_adapter(base: Path, adapter: Path, out: Path) -> None:
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     merged.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
-    for extra in ("README.md", "training_config.json"):
+    for extra in ("README.md", "training_config.json", CALIBRATION_FILE):
         if (adapter / extra).exists():
             shutil.copy(adapter / extra, out / extra)
 
@@ -54,6 +83,7 @@ def ensure_default_model(root: Path | None = None, adapter: Path = ADAPTER_DIR, 
     if not (adapter / "adapter_model.safetensors").exists():
         return base
     root = Path(root) if root else cache_dir()
+    shipped = verify_adapter(adapter)
     sha = adapter_sha256(adapter)
     target = root / f"{MODEL_NAME}-{sha[:12]}"
     if (target / MANIFEST).exists():
@@ -63,7 +93,8 @@ def ensure_default_model(root: Path | None = None, adapter: Path = ADAPTER_DIR, 
         build = Path(tmp) / target.name
         log.info("merging %s into %s", adapter, base.name)
         merge_adapter(base, adapter, build)
-        manifest = {"name": MODEL_NAME, "base": base.name, "adapter_sha256": sha, "dtype": "bfloat16",
+        manifest = {"name": MODEL_NAME, "version": shipped.get("version"), "base": base.name,
+                    "adapter_sha256": sha, "dtype": "bfloat16",
                     "sha256": checkpoint_sha256(build)}
         (build / MANIFEST).write_text(json.dumps(manifest, indent=2))
         if target.exists():

@@ -82,3 +82,27 @@ def expected_calibration_error(confidences: Sequence[float], correct: Sequence[b
         raise ValueError("expected_calibration_error of an empty set")
     bins = reliability_bins(confidences, correct, n_bins)
     return sum(b["n"] / len(confidences) * abs(b["accuracy"] - b["confidence"]) for b in bins)
+
+
+def auroc(confidences: Sequence[float], correct: Sequence[bool]) -> float | None:
+    """How well confidence separates right from wrong answers: the probability that a random right answer
+    has a higher confidence than a random wrong one, ties counting half (the Mann-Whitney U statistic over
+    average ranks; equals sklearn's roc_auc_score). None when every answer is right or every one wrong."""
+    if len(confidences) != len(correct):
+        raise ValueError("confidences and correct differ in length")
+    n_pos = sum(bool(ok) for ok in correct)
+    n_neg = len(correct) - n_pos
+    if not n_pos or not n_neg:
+        return None
+    order = sorted(range(len(confidences)), key=lambda i: confidences[i])
+    ranks = [0.0] * len(order)
+    i = 0
+    while i < len(order):  # average rank (1-based) over each run of tied confidences
+        j = i
+        while j + 1 < len(order) and confidences[order[j + 1]] == confidences[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, ok in zip(ranks, correct) if ok)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

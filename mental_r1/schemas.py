@@ -74,8 +74,10 @@ class TaskAssessment(BaseModel):
     label: str = Field(description="Most probable label of the task's label set.")
     label_text: str
     confidence: float = Field(ge=0.0, le=1.0, description="Probability of `label` from the model's tokens.")
-    probabilities: dict[str, float] = Field(description="Label → probability over the whole label set.")
-    model_answer: str | None = Field(description="What the model wrote in <answer>, if anything.")
+    probabilities: dict[str, float] = Field(description="Label → calibrated probability over the whole label set.")
+    label_logprobs: dict[str, float] = Field(description=(
+        "Label → the model's log-probability of the label sentence opening its mental_state stage, given its "
+        "reasoning (uncalibrated; `probabilities` is their softmax at the model's calibration temperature)."))
     stages: list[StageText]
     format_valid: bool
     format_issues: list[str]

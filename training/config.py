@@ -103,5 +103,9 @@ class RunArguments:
                 "weights always come from the full training split.", "aliases": ["--samples-per-dataset"]})
     max_prompt_tokens: int = field(default=512, metadata={
         "help": "The post is cut (at a token boundary) so that the whole chat prompt fits (paper: 512)."})
+    adapter: str | None = field(default=None, metadata={
+        "help": "A LoRA adapter folder (e.g. the cold-start SFT's final/) to keep training on top of "
+                "model_name_or_path; the run then saves that adapter. Needs beta 0: TRL's reference model for "
+                "an adapter is the base with the adapter switched off, which cannot write the stage format."})
     resume: bool = field(default=False, metadata={
         "help": "Continue from the last complete Trainer checkpoint in output_dir (incomplete ones are removed)."})

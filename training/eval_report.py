@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from mental_r1.calibration import Calibration
 from mental_r1.metrics import (
     accuracy,
+    auroc,
     confusion_matrix,
     expected_calibration_error,
     per_class,
@@ -24,6 +26,19 @@ class Prediction:
     label: str
     confidence: float
     format_valid: bool
+    task: str = ""
+    label_logprobs: dict[str, float] = field(default_factory=dict)  # uncalibrated, for refitting calibration
+
+
+def recalibrated(preds: Sequence[Prediction], calibration: Calibration) -> list[Prediction]:
+    """The same predictions with label and confidence recomputed from their label log-probabilities under
+    another calibration (a temperature keeps the label; a label bias may change it)."""
+    out = []
+    for p in preds:
+        probs = calibration.probabilities(p.task, p.label_logprobs)
+        label = max(probs, key=probs.get)
+        out.append(Prediction(p.dataset, p.gold, label, probs[label], p.format_valid, p.task, p.label_logprobs))
+    return out
 
 
 def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
@@ -41,10 +56,19 @@ def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
         "format_valid_rate": sum(p.format_valid for p in preds) / len(preds),
         "mean_confidence": sum(conf) / len(conf),
         "ece": expected_calibration_error(conf, correct),
+        "auroc": auroc(conf, correct),
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(gold, pred, labels),
         "reliability": reliability_bins(conf, correct),
     }
+
+
+def pooled_report(preds: Sequence[Prediction]) -> dict:
+    """Confidence over every row of every dataset: accuracy, mean confidence, ECE and AUROC."""
+    conf = [p.confidence for p in preds]
+    correct = [p.label == p.gold for p in preds]
+    return {"n": len(conf), "accuracy": sum(correct) / len(correct), "mean_confidence": sum(conf) / len(conf),
+            "ece": expected_calibration_error(conf, correct), "auroc": auroc(conf, correct)}
 
 
 def majority_predictions(dataset: str, gold: Sequence[str]) -> list[Prediction]:
@@ -66,12 +90,13 @@ def summarize(reports: dict[str, dict], generalisation: Sequence[str] = ()) -> d
 
 
 def markdown_table(results: dict) -> str:
-    rows = ["| dataset | n | weighted F1 | accuracy | format valid | mean conf. | ECE |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| dataset | n | weighted F1 | accuracy | format valid | mean conf. | ECE | AUROC |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results["datasets"].items():
+        roc = "n/a" if r.get("auroc") is None else f"{r['auroc']:.3f}"
         rows.append(f"| {name} | {r['n']} | {r['weighted_f1']:.1f} | {r['accuracy']:.3f} | "
-                    f"{100 * r['format_valid_rate']:.1f} % | {r['mean_confidence']:.3f} | {r['ece']:.3f} |")
-    rows.append(f"| **average** | | **{results['average_weighted_f1']:.1f}** | | | | |")
+                    f"{100 * r['format_valid_rate']:.1f} % | {r['mean_confidence']:.3f} | {r['ece']:.3f} | {roc} |")
+    rows.append(f"| **average** | | **{results['average_weighted_f1']:.1f}** | | | | | |")
     return "\n".join(rows)
 
 

@@ -4,7 +4,11 @@
         --data-dir ../shared/data/imhi --limit 100 --output runs/eval/base.json
     python training/evaluate.py --model majority --data-dir ../shared/data/imhi --output runs/eval/majority.json
 
-Every row goes through app.assessor.Assessor (the class behind POST /assess), with greedy decoding.
+Every row goes through app.assessor.Assessor (the class behind POST /assess), with greedy decoding and the
+calibration shipped with the model (`calibration.json`; none for a bare checkpoint). The JSON keeps every
+row's label log-probabilities (no text), so training/fit_calibration.py can fit a calibration on a
+validation run without re-running the model. `--model` may also be a LoRA adapter folder (a run's
+checkpoint-N): it is merged into the base model first, as the service would serve it.
 `--limit N` takes N rows per dataset after a seeded shuffle (the same rows for every model at equal seed).
 `--model majority` is the majority-class baseline (the most frequent gold label of the evaluated rows).
 Writes the JSON results, `<output stem>_f1.png` and `<output stem>_reliability.png`, and prints a table.
@@ -26,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from mental_r1.calibration import Calibration, load_calibration
 from mental_r1.data import DataError, Example, list_datasets, load_split
 from training.eval_report import (
     Prediction,
@@ -33,6 +38,7 @@ from training.eval_report import (
     majority_predictions,
     markdown_table,
     plot,
+    pooled_report,
     summarize,
 )
 
@@ -55,7 +61,7 @@ async def predict(model: str, rows: dict[str, list[Example]], max_tokens: int, c
     from app.assessor import Assessor, GenerationOptions, build_engine
 
     engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model))
+    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), load_calibration(model))
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=sum(len(v) for v in rows.values()), desc="assessing", unit="post")
@@ -64,7 +70,7 @@ async def predict(model: str, rows: dict[str, list[Example]], max_tokens: int, c
         async with gate:
             a = await assessor.assess(ex.text, ex.task, opts)
         bar.update()
-        return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid)
+        return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid, ex.task.id, a.label_logprobs)
 
     try:
         flat = [ex for v in rows.values() for ex in v]
@@ -78,9 +84,34 @@ async def predict(model: str, rows: dict[str, list[Example]], max_tokens: int, c
     return out
 
 
+def merged_adapter(adapter: Path, work_dir: Path) -> Path:
+    """A LoRA adapter (e.g. a run's checkpoint-N) merged into the base model, as the service would serve it:
+    written once to WORK_DIR/merged-<adapter name>-<hash> and reused."""
+    from mental_r1.base_model import ensure_base_model
+    from mental_r1.default_model import adapter_sha256, merge_adapter
+
+    target = work_dir / f"merged-{adapter.name}-{adapter_sha256(adapter)[:12]}"
+    if not (target / "config.json").exists():
+        tmp = work_dir / f".{target.name}.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        merge_adapter(ensure_base_model(), adapter, tmp)
+        os.replace(tmp, target)
+    return target
+
+
+def report(preds: dict[str, list[Prediction]], rows: dict[str, list[Example]], trained: set[str],
+           temperature: float) -> dict:
+    """Per-dataset reports, averages, and confidence pooled over every row (ECE, AUROC)."""
+    reports = {name: dataset_report(preds[name], rows[name][0].task.label_names) for name in rows}
+    results = summarize(reports, generalisation=[n for n in reports if n not in trained])
+    results["pooled"] = {**pooled_report([p for v in preds.values() for p in v]), "temperature": temperature}
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, help="checkpoint folder, or 'majority' for the baseline")
+    ap.add_argument("--model", required=True,
+                    help="checkpoint folder, a LoRA adapter folder (merged into the base model), or 'majority'")
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--datasets", default=None, help="comma-separated; default: every dataset of the split")
     ap.add_argument("--split", default="test")
@@ -101,23 +132,34 @@ def main(argv: list[str] | None = None) -> None:
         trained = set(list_datasets(args.data_dir, "train"))
     except DataError as e:
         sys.exit(f"error: {e}")
-    if args.model != "majority" and not (Path(args.model) / "config.json").exists():
-        sys.exit(f"error: {args.model} is not a checkpoint folder (no config.json); pass a folder written by "
-                 "training/run_sft.py or run_crpo.py, the base model (python -m mental_r1.base_model), or 'majority'")
+    model = args.model
+    if model != "majority" and (Path(model) / "adapter_config.json").exists():
+        model = str(merged_adapter(Path(model), args.output.parent))
+    elif model != "majority" and not (Path(model) / "config.json").exists():
+        sys.exit(f"error: {model} is not a checkpoint folder (no config.json) nor a LoRA adapter (no "
+                 "adapter_config.json); pass a folder written by training/run_sft.py or run_crpo.py, the base "
+                 "model (python -m mental_r1.base_model), or 'majority'")
 
     t0 = time.perf_counter()
-    if args.model == "majority":
+    if model == "majority":
         preds = {name: majority_predictions(name, [ex.label for ex in v]) for name, v in rows.items()}
     else:
-        preds = asyncio.run(predict(args.model, rows, args.max_tokens, args.concurrency, args.kv_cache_gib))
-    reports = {name: dataset_report(preds[name], rows[name][0].task.label_names) for name in rows}
-    results = summarize(reports, generalisation=[n for n in reports if n not in trained])
+        preds = asyncio.run(predict(model, rows, args.max_tokens, args.concurrency, args.kv_cache_gib))
+    wall = round(time.perf_counter() - t0, 1)
+    calibration = Calibration() if model == "majority" else load_calibration(model)
+    results = report(preds, rows, trained, calibration.temperature)
     results.update(model=str(args.model), split=args.split, limit=args.limit, seed=args.seed,
-                   max_tokens=args.max_tokens, wall_time_s=round(time.perf_counter() - t0, 1))
+                   max_tokens=args.max_tokens, wall_time_s=wall,
+                   predictions=[{"dataset": p.dataset, "task": p.task, "gold": p.gold, "label": p.label,
+                                 "format_valid": p.format_valid, "label_logprobs": p.label_logprobs}
+                                for v in preds.values() for p in v])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     charts = plot(results, args.output.with_suffix(""))
     print(markdown_table(results))
+    pooled = results["pooled"]
+    print(f"\npooled over {pooled['n']} rows at temperature {calibration.temperature:.3f}: accuracy {pooled['accuracy']:.3f}, "
+          f"mean confidence {pooled['mean_confidence']:.3f}, ECE {pooled['ece']:.3f}, AUROC {pooled['auroc']}")
     print(f"\nwrote {args.output} and {', '.join(str(c) for c in charts)}")
 
 

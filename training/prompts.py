@@ -40,8 +40,28 @@ def rl_rows(tokenizer, examples: Sequence[Example], max_prompt_tokens: int) -> l
              "label": ex.label, "options": list(ex.task.label_names)} for ex in examples]
 
 
-def select_examples(examples: Sequence[Example], per_dataset: int | None, seed: int) -> list[Example]:
-    """A seeded random subset of `per_dataset` examples of each dataset (all when None), shuffled together."""
+def _quotas(sizes: Sequence[int], total: int) -> list[int]:
+    """Split `total` as evenly as possible over groups of `sizes` rows, never taking more than a group has;
+    what a small group cannot take goes to the others (water-filling)."""
+    quota = [0] * len(sizes)
+    left, open_groups = total, [i for i, n in enumerate(sizes) if n > 0]
+    while left > 0 and open_groups:
+        share, extra = divmod(left, len(open_groups))
+        for j, i in enumerate(sorted(open_groups, key=lambda i: sizes[i] - quota[i])):
+            take = min(share + (j < extra), sizes[i] - quota[i])
+            quota[i] += take
+            left -= take
+        open_groups = [i for i in open_groups if quota[i] < sizes[i]]
+    return quota
+
+
+def select_examples(examples: Sequence[Example], per_dataset: int | None, seed: int,
+                    balanced: bool = False) -> list[Example]:
+    """A seeded random subset of `per_dataset` examples of each dataset (all when None), shuffled together.
+
+    `balanced=True` spreads each dataset's examples evenly over its tasks and, within a task, over its
+    labels (as far as the rarer ones have rows), so no class dominates what the model learns to answer.
+    """
     rng = random.Random(seed)
     by_dataset: dict[str, list[Example]] = {}
     for ex in examples:
@@ -49,6 +69,19 @@ def select_examples(examples: Sequence[Example], per_dataset: int | None, seed: 
     out: list[Example] = []
     for name in sorted(by_dataset):
         rows = by_dataset[name]
-        out.extend(rows if per_dataset is None or per_dataset >= len(rows) else rng.sample(rows, per_dataset))
+        if per_dataset is None or per_dataset >= len(rows):
+            out.extend(rows)
+        elif not balanced:
+            out.extend(rng.sample(rows, per_dataset))
+        else:
+            groups: dict[str, dict[str, list[Example]]] = {}
+            for ex in rows:
+                groups.setdefault(ex.task.id, {}).setdefault(ex.label, []).append(ex)
+            tasks = sorted(groups)
+            per_task = _quotas([sum(map(len, groups[t].values())) for t in tasks], per_dataset)
+            for t, n_task in zip(tasks, per_task):
+                labels = sorted(groups[t])
+                for lab, n in zip(labels, _quotas([len(groups[t][x]) for x in labels], n_task)):
+                    out.extend(rng.sample(groups[t][lab], n))
     rng.shuffle(out)
     return out

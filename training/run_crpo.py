@@ -4,6 +4,7 @@
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml               # SmolLM2-135M, hours
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --algorithm grpo --output_dir runs/grpo
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --resume      # after a kill
+    python training/run_crpo.py --config training/configs/crpo_smollm2_lora.yaml         # the SFT adapter, continued
     accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
         training/run_crpo.py --config training/configs/gpu_qwen3_8b.yaml                # multi-GPU, the paper's settings
 
@@ -73,6 +74,13 @@ def main(argv: list[str] | None = None) -> Path:
     model_path = build_tiny_model(source, out_dir / "tiny_init", cfg.seed) if run.tiny_model else source
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
+    if run.adapter:
+        if cfg.beta != 0.0:
+            raise SystemExit("error: --adapter needs beta 0 (the reference of an adapter is the base model with the "
+                             "adapter off, which cannot write the stage format); set beta: 0")
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, run.adapter, is_trainable=True)
     dataset = Dataset.from_list(rl_rows(tokenizer, examples, run.max_prompt_tokens))
 
     checkpoint = resume_checkpoint(out_dir, run.resume)

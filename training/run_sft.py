@@ -50,6 +50,8 @@ log = logging.getLogger("training.run_sft")
 class SFTRunArguments(RunArguments):
     max_stage_words: int | None = field(default=None, metadata={
         "help": "Cut every stage of the target to this many words (shorter completions; default: uncut)."})
+    balanced: bool = field(default=True, metadata={
+        "help": "Spread each dataset's examples evenly over its tasks and labels (training/prompts.py)."})
     use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
@@ -61,10 +63,41 @@ class SFTRunArguments(RunArguments):
 
 
 class ColdStartSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
-    """TRL's SFTTrainer; the only change: checkpoints get a completion marker (training/checkpoints.py)."""
+    """TRL's SFTTrainer with two changes: checkpoints get a completion marker (training/checkpoints.py), and
+    the loss projects only the completion positions through the LM head.
+
+    Why the loss: on CPU, TRL 1.16's fused LM head scores *every* position (its compact path is Triton-only)
+    and computes the full-vocabulary entropy of each for its logs. Here ~3/4 of a row is prompt, and the LM
+    head is 576 x 49,152, so that is most of the head's work for nothing (bench/sft_step.py measures it).
+    """
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:
+            raise NotImplementedError("the completion-only loss returns no logits; evaluate with training/evaluate.py")
+        mode = "train" if model.training else "eval"
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft keeps LoRA inside
+        labels = inputs["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
+        mask = labels != -100
+        # the backbone is called directly, past the forward that accelerate wraps in autocast: enter it here
+        with self.accelerator.autocast():
+            hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
+                                     use_cache=False).last_hidden_state  # (B, T, H)
+            logits = causal_lm.lm_head(hidden[:, :-1][mask]).float()  # (N, V), N = completion tokens of the batch
+        targets = labels[mask]
+        n = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
+        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / n
+        with torch.no_grad():
+            self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets).float().mean().item())
+        if mode == "train":
+            self._total_train_tokens += int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+            self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+        return loss
 
 
 def sft_rows(tokenizer, examples, run: SFTRunArguments, max_length: int) -> tuple[list[dict], dict[str, int]]:
+    """Token-id rows `{input_ids, labels}`: the prompt's own ids (labels -100) followed by the target's ids and
+    EOS, i.e. the tokens the service and RL put in front of a generation, never a re-tokenisation of
+    prompt + target (which merges a target starting with `.` or `"` into the prefill's closing `>`)."""
     rows, dropped = [], {"no_explanation": 0, "invalid_format": 0, "too_long": 0}
     for ex in examples:
         target = sft_target(ex, run.max_stage_words)
@@ -74,12 +107,12 @@ def sft_rows(tokenizer, examples, run: SFTRunArguments, max_length: int) -> tupl
         if not parse_completion(target).valid:
             dropped["invalid_format"] += 1
             continue
-        prompt = prompt_for(tokenizer, ex, run.max_prompt_tokens)
-        n = len(tokenizer(prompt + target + tokenizer.eos_token, add_special_tokens=False)["input_ids"])
-        if n > max_length:
+        prompt_ids = tokenizer(prompt_for(tokenizer, ex, run.max_prompt_tokens), add_special_tokens=False)["input_ids"]
+        target_ids = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
+        if len(prompt_ids) + len(target_ids) > max_length:
             dropped["too_long"] += 1
             continue
-        rows.append({"prompt": prompt, "completion": target})
+        rows.append({"input_ids": prompt_ids + target_ids, "labels": [-100] * len(prompt_ids) + target_ids})
     return rows, dropped
 
 
@@ -97,7 +130,8 @@ def main(argv: list[str] | None = None) -> Path:
     source = resolve_model_path(run.model_name_or_path)
     model_path = build_tiny_model(source, out_dir / "tiny_init", cfg.seed) if run.tiny_model else source
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    examples = select_examples(load_split(run.data_dir, "train", run.datasets), run.samples_per_dataset, cfg.seed)
+    examples = select_examples(load_split(run.data_dir, "train", run.datasets), run.samples_per_dataset, cfg.seed,
+                               balanced=run.balanced)
     rows, dropped = sft_rows(tokenizer, examples, run, cfg.max_length)
     log.info("SFT rows: %d of %d examples; dropped %s", len(rows), len(examples), dropped)
     if not rows:

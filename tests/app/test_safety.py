@@ -23,7 +23,7 @@ def test_text_signals(text, expected):
 def assessment(task="t-sid", label="suicide or self-harm tendency", mental_state="sad"):
     stages = [StageText(name="mental_state", title="Mental state", text=mental_state)]
     return TaskAssessment(task=task, question="q", label=label, label_text="t", confidence=0.9,
-                          probabilities={label: 0.9}, model_answer=label, stages=stages, format_valid=True,
+                          probabilities={label: 0.9}, label_logprobs={label: -0.1}, stages=stages, format_valid=True,
                           format_issues=[], usage=Usage())
 
 

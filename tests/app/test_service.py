@@ -60,7 +60,29 @@ def test_assess_returns_a_full_assessment(server):
     assert a.format_valid == (a.format_issues == [])
     assert 0 < a.usage.completion_tokens <= 96 and a.usage.prompt_tokens > 100
     assert "not a diagnosis" in body.safety.disclaimer
-    assert body.model.version.startswith("sha256:") and body.latency_ms > 0
+    assert "sha256:" in body.model.version and body.latency_ms > 0
+    assert set(a.label_logprobs) == set(task.label_names) and all(v <= 0 for v in a.label_logprobs.values())
+    # the chosen label's sentence is the mental_state stage the response reports
+    assert a.stages[-1].text == a.label_text
+
+
+def test_the_default_model_is_the_trained_mental_r1_and_follows_the_format(server, data_dir):
+    """The README's serve command serves the shipped Mental-R1-135M, and it writes the five-stage format on
+    real test posts (default settings, one task per post: the post's own dataset)."""
+    from mental_r1.data import load_split
+
+    posts = [next(e for e in load_split(data_dir, "test", [name]) if len(e.text) < 1500)
+             for name in ("DR", "dreaddit", "SAD", "Irf", "t-sid")]
+    with server.client() as c:
+        assert c.get("/readyz").json()["model"]["name"] == "Mental-R1-135M"
+        with cf.ThreadPoolExecutor(5) as pool:
+            got = list(pool.map(lambda e: c.post("/assess", json={"text": e.text, "task": e.task.id}), posts))
+    assert all(r.status_code == 200 for r in got), [r.text[:200] for r in got]
+    valid = [r.json()["assessments"][0]["format_valid"] for r in got]
+    assert sum(valid) >= 4, [r.json()["assessments"][0]["format_issues"] for r in got]
+    for r in got:
+        stages = {s["name"]: s["text"] for s in r.json()["assessments"][0]["stages"]}
+        assert all(stages.values()) or not r.json()["assessments"][0]["format_valid"]
 
 
 def test_several_tasks_in_one_request(server):

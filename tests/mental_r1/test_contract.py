@@ -3,8 +3,9 @@ from mental_r1.contract import (
     STAGE_NAMES,
     STAGES,
     SYSTEM_PROMPT,
-    answer_prefix,
     build_prompt,
+    commit_prefix,
+    committed_completion,
     format_completion,
     match_label,
     neutralize_control_tokens,
@@ -120,22 +121,31 @@ def test_build_prompt_with_real_chat_template(tokenizer):
     assert tokenizer.decode(ids) == prompt
 
 
-def test_answer_prefix_cuts_after_answer_tag():
-    assert answer_prefix(VALID) == VALID[: VALID.index("<answer>") + len("<answer>")]
+def test_commit_prefix_cuts_after_the_mental_state_tag():
+    assert commit_prefix(VALID) == VALID[: VALID.index("<mental_state>") + len("<mental_state>")]
 
 
-def test_answer_prefix_adds_answer_after_think():
-    no_answer = VALID[: VALID.index("</think>") + len("</think>")] + "\n"
-    assert answer_prefix(no_answer) == no_answer.rstrip() + "\n<answer>"
-
-
-def test_answer_prefix_closes_a_truncated_stage():
+def test_commit_prefix_closes_a_truncated_stage():
     cut = VALID[: VALID.index("text of reaction") + len("text of")]
-    assert answer_prefix(cut) == cut + "</reaction>\n</think>\n<answer>"
+    assert commit_prefix(cut) == cut + "</reaction>\n<mental_state>"
     whole_stage = VALID[: VALID.index("</reaction>") + len("</reaction>")]
-    assert answer_prefix(whole_stage) == whole_stage + "\n</think>\n<answer>"
-    # the prefixed result always parses with an (empty) answer position at its end
-    assert parse_completion(answer_prefix(cut) + "yes</answer>").answer == "yes"
+    assert commit_prefix(whole_stage) == whole_stage + "\n<mental_state>"
+
+
+def test_commit_prefix_puts_mental_state_before_a_premature_answer():
+    skipped = VALID[: VALID.index("<mental_state>")] + "</think>\n<answer>yes</answer>"
+    assert commit_prefix(skipped) == VALID[: VALID.index("<mental_state>")].rstrip() + "\n<mental_state>"
+
+
+def test_committed_completion_is_a_valid_completion_with_the_label():
+    done = committed_completion(commit_prefix(VALID), "no", "No, the poster does not suffer from depression.")
+    parsed = parse_completion(done)
+    assert parsed.valid and parsed.answer == "no"
+    assert parsed.stages["mental_state"] == "No, the poster does not suffer from depression."
+    # a truncated generation is completed into a parseable (valid) text; the format report comes from the raw text
+    cut = VALID[: VALID.index("text of reaction") + len("text of")]
+    assert parse_completion(committed_completion(commit_prefix(cut), "yes", "Yes.")).answer == "yes"
+    assert not parse_completion(cut).valid
 
 
 def test_control_tokens_in_user_text_cannot_forge_a_turn(tokenizer):

@@ -2,7 +2,15 @@ import csv
 
 import pytest
 
-from mental_r1.data import DataError, custom_task, list_datasets, load_imhi_csv, load_paper_csv, load_split
+from mental_r1.data import (
+    DataError,
+    custom_task,
+    is_held_out,
+    list_datasets,
+    load_imhi_csv,
+    load_paper_csv,
+    load_split,
+)
 
 OPTIONS_PROMPT = ('Determine the intensity of loneliness.\n- Respond with one of the following options:\n'
                   '  - "[1-2]"\n  - "[2-3]"\n  - "[3-4]"\nStatement: ')
@@ -26,10 +34,29 @@ def test_imhi_loader_reads_post_label_and_explanation(data_dir):
 
 
 def test_load_split_mixes_datasets(data_dir):
-    ex = load_split(data_dir, "val")
+    ex = load_split(data_dir, "val", ["DR", "dreaddit", "SAD"])
     assert {e.dataset for e in ex} == {"DR", "dreaddit", "SAD"}
     assert len(ex) == 430 + 300 + 616
     assert len(load_split(data_dir, "test", ["CAMS"])) == 315
+
+
+def test_datasets_without_val_split_hold_back_a_fixed_slice_of_train(data_dir):
+    val = load_split(data_dir, "val")
+    assert {e.dataset for e in val} == {"DR", "dreaddit", "SAD", "Irf", "MultiWD"}
+    train = load_split(data_dir, "train", ["Irf", "MultiWD"])
+    held = [e for e in val if e.dataset in ("Irf", "MultiWD")]
+    full = load_imhi_csv(data_dir / "train" / "Irf.csv") + load_imhi_csv(data_dir / "train" / "MultiWD.csv")
+    assert len(train) + len(held) == len(full)
+    assert 0.15 < len(held) / len(full) < 0.25  # one in five
+    assert not {e.text for e in held} & {e.text for e in train}  # a post is never on both sides
+    assert all(is_held_out(e) for e in held) and not any(is_held_out(e) for e in train)
+    # datasets with their own val split keep all training rows
+    assert len(load_split(data_dir, "train", ["DR"])) == 1003
+
+
+def test_folder_without_the_layout_fails_naming_it(data_dir):
+    with pytest.raises(DataError, match=r"no test data found; expected the IMHI layout .*not ../shared/data/imhi/test"):
+        load_split(data_dir / "test", "test")
 
 
 def test_imhi_bad_label_names_file_and_row(tmp_path):

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from mental_r1.base_model import MANIFEST, checkpoint_sha256
@@ -16,13 +17,20 @@ def test_adapter_is_merged_once_into_a_verified_checkpoint(base_model_dir, tmp_p
 
     model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
-    adapter = tmp_path / "adapter"
-    peft_model.save_pretrained(adapter)
+    trained = tmp_path / "trained"
+    peft_model.save_pretrained(trained)
+    (tmp_path / "calibration.json").write_text(json.dumps({"temperature": 2.0}))
+    from training.ship_adapter import ship
+
+    adapter = ship(trained, tmp_path / "adapter", "1.2.3", base_model_dir, tmp_path / "calibration.json",
+                   None, None, "test")
 
     out = ensure_default_model(tmp_path / "cache", adapter=adapter, base=base_model_dir)
     assert out.name == f"{MODEL_NAME}-{adapter_sha256(adapter)[:12]}"
     manifest = json.loads((out / MANIFEST).read_text())
     assert manifest["name"] == MODEL_NAME and manifest["sha256"] == checkpoint_sha256(out)
+    assert manifest["version"] == "1.2.3"
+    assert json.loads((out / "calibration.json").read_text())["temperature"] == 2.0  # served with the model
     merged = AutoModelForCausalLM.from_pretrained(out)
     base = AutoModelForCausalLM.from_pretrained(base_model_dir)
     q_merged = merged.model.layers[0].self_attn.q_proj.weight
@@ -32,3 +40,34 @@ def test_adapter_is_merged_once_into_a_verified_checkpoint(base_model_dir, tmp_p
     assert ensure_default_model(tmp_path / "cache", adapter=adapter, base=base_model_dir) == out
     assert (out / "model.safetensors").stat().st_mtime_ns == mtime  # second call is a no-op
 
+
+
+def test_shipped_manifest_matches_the_files_and_a_tampered_adapter_is_refused(base_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from mental_r1.default_model import file_sha256, verify_adapter
+    from training.ship_adapter import ship
+
+    model = AutoModelForCausalLM.from_pretrained(base_model_dir, dtype=torch.float32)
+    trained = tmp_path / "trained"
+    get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"])).save_pretrained(trained)
+    adapter = ship(trained, tmp_path / "adapter", "0.1", base_model_dir, None, None, None, None)
+    manifest = verify_adapter(adapter)
+    assert manifest["files"] == {n: file_sha256(adapter / n) for n in ("adapter_config.json",
+                                                                      "adapter_model.safetensors")}
+    assert manifest["base_model"]["sha256"] == json.loads((base_model_dir / MANIFEST).read_text())["sha256"]
+    with (adapter / "adapter_model.safetensors").open("ab") as f:
+        f.write(b"x")
+    with pytest.raises(ValueError, match="does not match the manifest"):
+        ensure_default_model(tmp_path / "cache", adapter=adapter, base=base_model_dir)
+
+
+def test_the_committed_adapter_matches_its_manifest():
+    from mental_r1.default_model import ADAPTER_DIR, verify_adapter
+
+    if not (ADAPTER_DIR / "adapter_model.safetensors").exists():
+        pytest.skip("no adapter committed yet")
+    manifest = verify_adapter(ADAPTER_DIR)
+    assert manifest["name"] == MODEL_NAME and manifest["version"]
+    assert (ADAPTER_DIR / "adapter_model.safetensors").stat().st_size <= 25 * 10**6

@@ -55,3 +55,25 @@ def test_metric_errors():
         expected_calibration_error([1.2], [True])
     with pytest.raises(ValueError, match="length"):
         per_class(["a"], ["a", "b"])
+
+
+def test_auroc_by_hand():
+    from mental_r1.metrics import auroc
+
+    # right answers at 0.9, 0.6; wrong at 0.7, 0.2: pairs (0.9>0.7, 0.9>0.2, 0.6<0.7, 0.6>0.2) -> 3/4
+    assert auroc([0.9, 0.7, 0.6, 0.2], [True, False, True, False]) == pytest.approx(0.75)
+    assert auroc([0.5, 0.5], [True, False]) == pytest.approx(0.5)  # a tie counts half
+    assert auroc([0.9, 0.8], [True, True]) is None  # nothing to separate
+
+
+def test_auroc_equals_sklearn_on_random_data_with_ties():
+    import random
+
+    from sklearn.metrics import roc_auc_score
+
+    from mental_r1.metrics import auroc
+
+    rng = random.Random(1)
+    conf = [round(rng.random(), 1) for _ in range(300)]  # many ties
+    correct = [rng.random() < c for c in conf]
+    assert auroc(conf, correct) == pytest.approx(roc_auc_score(correct, conf))

@@ -28,7 +28,9 @@ def test_evaluate_tiny_model_on_every_dataset(tmp_path, base_model_dir, data_dir
         assert r["n"] == 3, name
         assert 0 <= r["weighted_f1"] <= 100 and 0 <= r["ece"] <= 1
         assert sum(map(sum, r["confusion_matrix"])) == 3
-    assert set(res) >= {"average_weighted_f1", "average_weighted_f1_generalisation"}
+    assert set(res) >= {"average_weighted_f1", "average_weighted_f1_generalisation", "pooled"}
+    assert len(res["predictions"]) == 3 * len(IMHI_DATASETS)
+    assert all(set(p["label_logprobs"]) for p in res["predictions"])  # kept for refitting calibration
     assert (tmp_path / "res_f1.png").stat().st_size > 0 and (tmp_path / "res_reliability.png").exists()
     assert "| **average** |" in proc.stdout
 
@@ -45,3 +47,12 @@ def test_evaluate_rejects_a_missing_data_dir(tmp_path):
                            str(tmp_path / "nope"), "--output", str(tmp_path / "r.json")], cwd=REPO,
                           capture_output=True, text=True, check=False)
     assert proc.returncode != 0 and "--data-dir" in proc.stderr
+
+
+def test_evaluate_names_the_layout_when_pointed_inside_it(tmp_path, data_dir):
+    proc = subprocess.run([sys.executable, "training/evaluate.py", "--model", "majority", "--data-dir",
+                           str(data_dir / "test"), "--output", str(tmp_path / "r.json")], cwd=REPO,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode != 0 and "expected the IMHI layout DIR/{train,val,test}/NAME.csv" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r.json").exists()
+

@@ -29,3 +29,18 @@ def test_select_examples_is_seeded_and_per_dataset():
     assert [e.text for e in a] == [e.text for e in b]
     assert sum(e.dataset == "DR" for e in a) == 4 and sum(e.dataset == "SAD" for e in a) == 3
     assert len(select_examples(ex, None, seed=1)) == 13
+
+
+def test_balanced_selection_spreads_over_tasks_and_labels():
+    irf_pb, irf_tb = get_task("Irf:perceived_burdensomeness"), get_task("Irf:thwarted_belongingness")
+    ex = ([Example("DR", DR, f"y{i}", "yes") for i in range(50)] + [Example("DR", DR, f"n{i}", "no") for i in range(3)]
+          + [Example("Irf", irf_pb, f"p{i}", "yes") for i in range(30)]
+          + [Example("Irf", irf_tb, f"t{i}", "no") for i in range(30)])
+    sel = select_examples(ex, 10, seed=0, balanced=True)
+    dr = [e.label for e in sel if e.dataset == "DR"]
+    assert dr.count("no") == 3 and dr.count("yes") == 7  # the rare class takes all it has, the rest fills up
+    irf = [e.task.id for e in sel if e.dataset == "Irf"]
+    assert irf.count(irf_pb.id) == 5 and irf.count(irf_tb.id) == 5
+    assert len({e.text for e in sel}) == len(sel) == 20
+    # unbalanced selection keeps the natural proportions (seeded)
+    assert [e.text for e in select_examples(ex, 10, seed=0)] == [e.text for e in select_examples(ex, 10, seed=0)]

@@ -194,3 +194,25 @@ def test_resume_after_sigkill(tmp_path, data_dir):
     assert record["global_step"] == 3
     steps = [r["step"] for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
     assert steps == [1, 2, 3]  # no step logged twice
+
+
+def test_crpo_continues_a_lora_adapter_and_saves_an_adapter(tmp_path, data_dir, smoke):
+    """--adapter: CRPO trains the cold-start SFT's LoRA adapter further (beta 0), and final/ is that adapter."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = smoke / "tiny_init"
+    sft = tmp_path / "sft_adapter"
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+                                     task_type="CAUSAL_LM")).save_pretrained(sft)
+    with pytest.raises(SystemExit, match="needs beta 0"):
+        run_crpo(tmp_path / "kl", data_dir, "--model_name_or_path", str(base), "--tiny_model", "false",
+                 "--adapter", str(sft), "--beta", "0.01")
+    out = tmp_path / "run"
+    final = run_crpo(out, data_dir, "--model_name_or_path", str(base), "--tiny_model", "false",
+                     "--adapter", str(sft), "--beta", "0.0", "--learning_rate", "0.05")
+    assert (final / "adapter_config.json").is_file() and not (final / "model.safetensors").exists()
+    before, after = load_file(sft / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
+    assert set(before) == set(after)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the adapter itself was trained

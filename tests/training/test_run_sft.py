@@ -50,3 +50,52 @@ def test_lora_sft_merges_into_a_full_checkpoint(tmp_path, data_dir):
     assert not torch.equal(before[q], after[q])  # the adapter's update is in the merged weights
     assert torch.equal(before["model.embed_tokens.weight"], after["model.embed_tokens.weight"])  # not adapted
     AutoModelForCausalLM.from_pretrained(final)
+
+
+def test_sft_rows_are_the_prompt_ids_followed_by_the_target_ids(tokenizer):
+    from mental_r1.data import Example
+    from mental_r1.tasks import get_task
+    from training.prompts import prompt_for
+    from training.run_sft import SFTRunArguments, sft_rows
+
+    # a post whose first sentence starts with '"' makes the stimulus target start with it: re-tokenising
+    # prompt + target would merge it with the prefill's closing '>' (TRL's "not a prefix" warning)
+    ex = Example("DR", get_task("DR"), '"Nobody cares." That is what I keep hearing.', "yes",
+                 "The poster feels unheard. They repeat a hurtful phrase. They sound hopeless.")
+    run = SFTRunArguments(max_prompt_tokens=320)
+    (row,), dropped = sft_rows(tokenizer, [ex], run, max_length=480)
+    assert dropped == {"no_explanation": 0, "invalid_format": 0, "too_long": 0}
+    prompt_ids = tokenizer(prompt_for(tokenizer, ex, 320), add_special_tokens=False)["input_ids"]
+    n = len(prompt_ids)
+    assert row["input_ids"][:n] == prompt_ids and row["labels"][:n] == [-100] * n
+    assert row["labels"][n:] == row["input_ids"][n:] and row["input_ids"][-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(row["input_ids"][n:]).startswith('"Nobody cares." That is what I keep hearing.</stimulus>')
+    assert sft_rows(tokenizer, [ex], run, max_length=n + 5)[1]["too_long"] == 1
+
+
+def test_completion_only_loss_equals_the_full_logits_loss(tmp_path, base_model_dir):
+    """ColdStartSFTTrainer.compute_loss (LM head on completion positions only) = the mean next-token cross
+    entropy over the labelled positions computed from the model's full logits."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from training.models import build_tiny_model
+    from training.run_sft import ColdStartSFTTrainer
+
+    path = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    rows = [{"input_ids": [5, 6, 7, 8, 9, 10], "labels": [-100, -100, -100, 8, 9, 10]},
+            {"input_ids": [11, 12, 13, 14], "labels": [-100, -100, 13, 14]}]
+    cfg = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, report_to="none", max_length=None)
+    trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
+                                  processing_class=AutoTokenizer.from_pretrained(path))
+    batch = trainer.data_collator(rows)
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels = batch["labels"][:, 1:]
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                                 ignore_index=-100)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert trainer._metrics["train"]["mean_token_accuracy"]  # the cheap metric is still logged

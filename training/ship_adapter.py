@@ -1,0 +1,120 @@
+"""Ship a trained LoRA adapter as the embedded default model (mental_r1/adapters/mental-r1-135m/).
+
+    python training/ship_adapter.py --adapter runs/sft_v1/checkpoint-250 --run-dir runs/sft_v1 \
+        --config training/configs/sft_smollm2.yaml --calibration runs/eval/calibration.json --version 1.0.0
+
+Copies the adapter (config + weights; at most 25 MB), the calibration temperature fitted on validation
+data (training/evaluate.py --fit-temperature) and the model card (as README.md), and writes `manifest.json`: the version, every shipped file's
+SHA-256 (mental_r1.default_model refuses an adapter that does not match it), the base model's hash, and how
+the adapter was made (the training command and configuration, data, examples, steps, wall time, git commit).
+The folder is replaced atomically. `--notes` adds free text (e.g. how the checkpoint was selected).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mental_r1.base_model import MANIFEST as BASE_MANIFEST
+from mental_r1.calibration import CALIBRATION_FILE
+from mental_r1.default_model import ADAPTER_DIR, ADAPTER_MANIFEST, MODEL_NAME, file_sha256
+from training.checkpoints import publish_folder
+from training.run_log import read_jsonl
+
+MAX_ADAPTER_BYTES = 25 * 10**6
+
+
+def git_commit(repo: Path) -> str | None:
+    proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=False)
+    return proc.stdout.strip() or None
+
+
+def training_record(adapter: Path, run_dir: Path | None) -> dict:
+    """Steps, examples, wall time and configuration of the run that wrote `adapter` (what its files say)."""
+    record: dict = {}
+    state = adapter / "trainer_state.json"
+    if state.exists():
+        s = json.loads(state.read_text())
+        record["global_step"] = s.get("global_step")
+        record["max_steps"] = s.get("max_steps")
+        record["train_batch_size"] = s.get("train_batch_size")
+    run_json = adapter / "mental_r1_run.json"
+    if run_json.exists():
+        r = json.loads(run_json.read_text())
+        record.update(global_step=r.get("global_step"), sft_rows=r.get("sft_rows"), run=r.get("run"),
+                      versions=r.get("versions"))
+    if run_dir is not None and (run_dir / "metrics.jsonl").exists():
+        rows = read_jsonl(run_dir / "metrics.jsonl")
+        timed = [r for r in rows if "train_runtime" in r]
+        if timed:
+            record["wall_time_s"] = timed[-1]["train_runtime"]
+        losses = [r for r in rows if "loss" in r and r.get("step", 0) <= (record.get("global_step") or 10**9)]
+        if losses:
+            record["last_logged_loss"] = losses[-1]["loss"]
+    return record
+
+
+def ship(adapter: Path, out: Path, version: str, base_dir: Path, calibration: Path | None,
+         config: Path | None, run_dir: Path | None, notes: str | None, card: Path | None = None) -> Path:
+    weights = adapter / "adapter_model.safetensors"
+    if not weights.exists() or not (adapter / "adapter_config.json").exists():
+        raise SystemExit(f"error: {adapter} is not a LoRA adapter (no adapter_config.json / adapter_model.safetensors)")
+    if weights.stat().st_size > MAX_ADAPTER_BYTES:
+        raise SystemExit(f"error: {weights} is {weights.stat().st_size / 1e6:.1f} MB; the shipped adapter must be at "
+                         "most 25 MB (train with a lower lora_r)")
+    base_manifest = json.loads((base_dir / BASE_MANIFEST).read_text())
+    repo = Path(__file__).resolve().parents[1]
+
+    def build(tmp: Path) -> None:
+        shutil.copy(adapter / "adapter_config.json", tmp / "adapter_config.json")
+        shutil.copy(weights, tmp / "adapter_model.safetensors")
+        if calibration is not None:
+            shutil.copy(calibration, tmp / CALIBRATION_FILE)
+        if card is not None:
+            shutil.copy(card, tmp / "README.md")  # the model card travels into the merged checkpoint
+        files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir())}
+        manifest = {
+            "name": MODEL_NAME, "version": version,
+            "base_model": {"name": base_dir.name, "sha256": base_manifest.get("sha256")},
+            "files": files,
+            "training": {
+                "command": f"python training/run_sft.py --config {config}" if config else None,
+                "config": config.read_text() if config else None,
+                **training_record(adapter, run_dir),
+            },
+            "calibration": json.loads(calibration.read_text()) if calibration else None,
+            "git_commit": git_commit(repo),
+            "notes": notes,
+        }
+        (tmp / ADAPTER_MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+
+    return publish_folder(out, build)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--adapter", required=True, type=Path, help="a LoRA checkpoint folder (checkpoint-N or final/)")
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--calibration", type=Path, default=None, help="calibration.json from evaluate.py --fit-temperature")
+    ap.add_argument("--config", type=Path, default=None, help="the training config the adapter was trained with")
+    ap.add_argument("--run-dir", type=Path, default=None, help="the run's output_dir (metrics.jsonl: wall time)")
+    ap.add_argument("--notes", default=None)
+    ap.add_argument("--card", type=Path, default=Path(__file__).resolve().parents[1] / "model_cards" / "mental-r1-135m.md",
+                    help="the model card, shipped as README.md")
+    ap.add_argument("--out", type=Path, default=ADAPTER_DIR)
+    args = ap.parse_args(argv)
+    from mental_r1.base_model import ensure_base_model
+
+    out = ship(args.adapter, args.out, args.version, ensure_base_model(), args.calibration, args.config,
+               args.run_dir, args.notes, args.card)
+    print(f"shipped {args.adapter} as {MODEL_NAME} {args.version}: {out}")
+
+
+if __name__ == "__main__":
+    main()
