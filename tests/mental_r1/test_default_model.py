@@ -66,8 +66,8 @@ def test_shipped_manifest_matches_the_files_and_a_tampered_adapter_is_refused(ba
 def test_the_committed_adapter_matches_its_manifest():
     from mental_r1.default_model import ADAPTER_DIR, verify_adapter
 
-    if not (ADAPTER_DIR / "adapter_model.safetensors").exists():
-        pytest.skip("no adapter committed yet")
-    manifest = verify_adapter(ADAPTER_DIR)
+    manifest = verify_adapter(ADAPTER_DIR)  # raises if a file is missing or differs from the manifest
     assert manifest["name"] == MODEL_NAME and manifest["version"]
     assert (ADAPTER_DIR / "adapter_model.safetensors").stat().st_size <= 25 * 10**6
+    assert json.loads((ADAPTER_DIR / "calibration.json").read_text())["temperature"] > 0
+    assert manifest["training"]["command"] and manifest["training"]["global_step"] > 0
