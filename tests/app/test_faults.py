@@ -128,10 +128,12 @@ def test_killed_api_process_leaves_no_engine_processes_behind(tmp_path, tiny_mod
         srv.stop()
 
 
-def trie_nodes(tokenizer, labels) -> int:
-    """Scoring requests the Assessor sends for a task: one per distinct prefix of the `LABEL</answer>` tokens."""
-    conts = [tokenizer(lab + "</answer>", add_special_tokens=False)["input_ids"] for lab in labels]
-    return len({tuple(c[:k]) for c in conts for k in range(len(c))})
+def trie_nodes(tokenizer, task) -> int:
+    """Scoring requests the Assessor sends for a task: one per scored node of the label-sentence token trie."""
+    from app.assessor import scoring_nodes
+
+    return len(scoring_nodes([tokenizer(lab.text + "</mental_state>", add_special_tokens=False)["input_ids"]
+                              for lab in task.labels]))
 
 
 def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
@@ -171,7 +173,7 @@ def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
     assert metric(m, "mental_r1_aborted_total") == ours0 + 1
     # each assessment = its generation + one request per scoring node; if nothing had been aborted, all of
     # the steady request's and all of the three abandoned assessments' engine requests would have finished
-    steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"].label_names)
-    abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t].label_names) for t in ("DR", "SAD", "t-sid"))
+    steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"])
+    abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t]) for t in ("DR", "SAD", "t-sid"))
     done = finished(m) - finished(m0)
     assert steady_work <= done < steady_work + abandoned_work, (done, steady_work, abandoned_work)
