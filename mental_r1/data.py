@@ -171,10 +171,8 @@ def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None 
         raise DataError(f"{data_dir}: no {split} data for {missing}; available: {available}")
     out: list[Example] = []
     for name in wanted:
-        if split == "val" and name in holdout:
-            out.extend(ex for ex in _read_split(data_dir, "train", name) if is_held_out(ex))
-        elif split == "train" and name in holdout:
-            out.extend(ex for ex in _read_split(data_dir, "train", name) if not is_held_out(ex))
+        if name in holdout:  # "val" takes the held-out slice of the training rows, "train" the rest
+            out.extend(ex for ex in _read_split(data_dir, "train", name) if is_held_out(ex) == (split == "val"))
         else:
             out.extend(_read_split(data_dir, split, name))
     return out

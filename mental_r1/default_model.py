@@ -2,8 +2,8 @@
 
     python -m mental_r1.default_model          # prints the checkpoint folder the service serves by default
 
-The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`: the LoRA weights, the calibration
-temperature and `manifest.json`, written by training/ship_adapter.py with every file's SHA-256, the version
+The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`: the LoRA weights, the calibration,
+the model card and `manifest.json`, written by training/ship_adapter.py with every file's SHA-256, the version
 and how it was trained); the merged checkpoint is written once into the model cache
 (`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a manifest like the base model's. An
 adapter whose files do not match its manifest is refused. When no adapter is committed, the default is the

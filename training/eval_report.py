@@ -71,6 +71,14 @@ def pooled_report(preds: Sequence[Prediction]) -> dict:
             "ece": expected_calibration_error(conf, correct), "auroc": auroc(conf, correct)}
 
 
+def results_report(preds: dict[str, list[Prediction]], labels: dict[str, Sequence[str]],
+                   generalisation: Sequence[str] = ()) -> dict:
+    """The results document: per-dataset reports, the averages (summarize) and confidence pooled over every row."""
+    results = summarize({name: dataset_report(v, labels[name]) for name, v in preds.items()}, generalisation)
+    results["pooled"] = pooled_report([p for v in preds.values() for p in v])
+    return results
+
+
 def majority_predictions(dataset: str, gold: Sequence[str]) -> list[Prediction]:
     """The majority-class baseline: every row gets the most frequent gold label (confidence = its share)."""
     label, count = Counter(gold).most_common(1)[0]

@@ -34,12 +34,10 @@ from mental_r1.calibration import Calibration, load_calibration
 from mental_r1.data import DataError, Example, list_datasets, load_split
 from training.eval_report import (
     Prediction,
-    dataset_report,
     majority_predictions,
     markdown_table,
     plot,
-    pooled_report,
-    summarize,
+    results_report,
 )
 
 
@@ -53,15 +51,15 @@ def select(examples: list[Example], limit: int | None, seed: int) -> dict[str, l
     return dict(by_ds)
 
 
-async def predict(model: str, rows: dict[str, list[Example]], max_tokens: int, concurrency: int,
-                  kv_cache_gib: float) -> dict[str, list[Prediction]]:
+async def predict(model: str, calibration: Calibration, rows: dict[str, list[Example]], max_tokens: int,
+                  concurrency: int, kv_cache_gib: float) -> dict[str, list[Prediction]]:
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
     from app.assessor import Assessor, GenerationOptions, build_engine
 
     engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), load_calibration(model))
+    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), calibration)
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=sum(len(v) for v in rows.values()), desc="assessing", unit="post")
@@ -99,15 +97,6 @@ def merged_adapter(adapter: Path, work_dir: Path) -> Path:
     return target
 
 
-def report(preds: dict[str, list[Prediction]], rows: dict[str, list[Example]], trained: set[str],
-           temperature: float) -> dict:
-    """Per-dataset reports, averages, and confidence pooled over every row (ECE, AUROC)."""
-    reports = {name: dataset_report(preds[name], rows[name][0].task.label_names) for name in rows}
-    results = summarize(reports, generalisation=[n for n in reports if n not in trained])
-    results["pooled"] = {**pooled_report([p for v in preds.values() for p in v]), "temperature": temperature}
-    return results
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True,
@@ -140,14 +129,16 @@ def main(argv: list[str] | None = None) -> None:
                  "adapter_config.json); pass a folder written by training/run_sft.py or run_crpo.py, the base "
                  "model (python -m mental_r1.base_model), or 'majority'")
 
+    calibration = Calibration() if model == "majority" else load_calibration(model)
     t0 = time.perf_counter()
     if model == "majority":
         preds = {name: majority_predictions(name, [ex.label for ex in v]) for name, v in rows.items()}
     else:
-        preds = asyncio.run(predict(model, rows, args.max_tokens, args.concurrency, args.kv_cache_gib))
+        preds = asyncio.run(predict(model, calibration, rows, args.max_tokens, args.concurrency, args.kv_cache_gib))
     wall = round(time.perf_counter() - t0, 1)
-    calibration = Calibration() if model == "majority" else load_calibration(model)
-    results = report(preds, rows, trained, calibration.temperature)
+    results = results_report(preds, {n: v[0].task.label_names for n, v in rows.items()},
+                             generalisation=[n for n in rows if n not in trained])
+    results["pooled"]["temperature"] = calibration.temperature
     results.update(model=str(args.model), split=args.split, limit=args.limit, seed=args.seed,
                    max_tokens=args.max_tokens, wall_time_s=wall,
                    predictions=[{"dataset": p.dataset, "task": p.task, "gold": p.gold, "label": p.label,

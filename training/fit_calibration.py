@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.calibration import Calibration, fit_label_bias, fit_temperature, nll
 from mental_r1.tasks import TASKS
-from training.eval_report import Prediction, dataset_report, pooled_report, recalibrated, summarize
+from training.eval_report import Prediction, recalibrated, results_report
 
 
 def load_predictions(path: Path) -> tuple[dict, dict[str, list[Prediction]]]:
@@ -53,14 +53,11 @@ def fit(preds: list[Prediction], label_bias: bool) -> Calibration:
 
 
 def evaluate(preds: dict[str, list[Prediction]]) -> dict:
-    reports = {}
-    for name, rows in preds.items():
-        task = TASKS.get(rows[0].task)
-        labels = task.label_names if task else sorted(rows[0].label_logprobs)
-        reports[name] = dataset_report(rows, labels)
-    out = summarize(reports)
-    out["pooled"] = pooled_report([p for v in preds.values() for p in v])
-    return out
+    """evaluate.py's results document for recalibrated rows (a registry task's label order, else the scored labels)."""
+    def labels(p: Prediction):
+        return TASKS[p.task].label_names if p.task in TASKS else sorted(p.label_logprobs)
+
+    return results_report(preds, {name: labels(rows[0]) for name, rows in preds.items()})
 
 
 def cross_validated(preds: dict[str, list[Prediction]], method) -> dict:

@@ -72,8 +72,8 @@ class ColdStartSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
     """
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if return_outputs:
-            raise NotImplementedError("the completion-only loss returns no logits; evaluate with training/evaluate.py")
+        if return_outputs:  # a caller that wants the outputs (Trainer's prediction step): TRL's own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if model.training else "eval"
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft keeps LoRA inside
         labels = inputs["labels"][:, 1:]  # (B, T-1): position t predicts token t+1

@@ -3,8 +3,8 @@
     python training/ship_adapter.py --adapter runs/sft_v1/checkpoint-250 --run-dir runs/sft_v1 \
         --config training/configs/sft_smollm2.yaml --calibration runs/eval/calibration.json --version 1.0.0
 
-Copies the adapter (config + weights; at most 25 MB), the calibration temperature fitted on validation
-data (training/evaluate.py --fit-temperature) and the model card (as README.md), and writes `manifest.json`: the version, every shipped file's
+Copies the adapter (config + weights; at most 25 MB), the calibration fitted on validation
+data (training/fit_calibration.py) and the model card (as README.md), and writes `manifest.json`: the version, every shipped file's
 SHA-256 (mental_r1.default_model refuses an adapter that does not match it), the base model's hash, and how
 the adapter was made (the training command and configuration, data, examples, steps, wall time, git commit).
 The folder is replaced atomically. `--notes` adds free text (e.g. how the checkpoint was selected).
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--adapter", required=True, type=Path, help="a LoRA checkpoint folder (checkpoint-N or final/)")
     ap.add_argument("--version", required=True)
-    ap.add_argument("--calibration", type=Path, default=None, help="calibration.json from evaluate.py --fit-temperature")
+    ap.add_argument("--calibration", type=Path, default=None, help="calibration.json from training/fit_calibration.py")
     ap.add_argument("--config", type=Path, default=None, help="the training config the adapter was trained with")
     ap.add_argument("--run-dir", type=Path, default=None, help="the run's output_dir (metrics.jsonl: wall time)")
     ap.add_argument("--notes", default=None)
