@@ -1,21 +1,22 @@
-"""CRPO's cost over plain GRPO: optimizer-step time on the same config, data and seed, side by side.
+"""RL step time: CRPO and the baselines, built exactly as training/run_crpo.py builds a run, side by side.
 
-    .venv/bin/python bench/crpo_step.py --model runs/sft_smollm2/final --data-dir ../shared/data/imhi
-    .venv/bin/python bench/crpo_step.py --model base --tiny --steps 2 --rounds 1      # pipeline smoke (~2 min)
+    .venv/bin/python bench/crpo_step.py --config training/configs/crpo_smollm2_lora.yaml --label before
+    .venv/bin/python bench/crpo_step.py --config training/configs/crpo_smollm2_lora.yaml --rollout vllm --label after
+    .venv/bin/python bench/crpo_step.py --config training/configs/cpu_smoke.yaml --steps 2      # pipeline smoke
+    .venv/bin/python bench/crpo_step.py --parts loss --model runs/sft_v1/final --loss-reps 7   # the term alone
 
-Each round trains a fresh plain `trl.GRPOTrainer` (loss_type grpo) and a fresh `CRPOTrainer` (algorithm crpo:
-the same GRPO loss plus stage masks and the stage-wise entropy term) for `--steps` optimizer steps from the
-same checkpoint, seed and prompts, alternating which goes first, so drifting machine load hits both alike.
-A step is timed from the Trainer's step-begin to step-end callback (generation, scoring, loss, backward,
+Steps part: each round trains a fresh trainer per algorithm (`--algorithms`, default grpo,crpo) for `--steps`
+optimizer steps from the config's checkpoint, seed and prompts, alternating which goes first, so drifting
+machine load hits all alike. Any further `--key value` overrides the config as on run_crpo.py's command line.
+A step is timed from the Trainer's step-begin to step-end callback (rollout, rewards, loss, backward,
 optimizer); the first step of every run is warm-up and dropped. Reported: the median step time of each,
-their ratio CRPO/GRPO (goal ≤ 1.05), rollout tokens/s (completion tokens generated ÷ time inside
-generation) and the load average around each run.
+the ratio CRPO/GRPO (goal <= 1.05), rollout tokens/s (completion tokens generated / time inside the
+rollout) and the load average around each run.
 
-On a machine shared with other jobs the step medians drift with the load, so `--parts loss` also measures
-CRPO's extra work in isolation, on one fixed batch of 8 stage-formatted completions (the SFT targets of 8
-training examples): the stage masks (`stage_index_batch`), and loss + backward with the paper's betas vs.
-all betas 0 (same trainer, same batch, interleaved `--loss-reps` times; the difference is the term's
-forward and the entropy gradient through the LM head). Results: bench/results/crpo_step-<parts>-<date>.json.
+Loss part: CRPO's extra work in isolation, on one fixed batch of 8 stage-formatted completions (the SFT
+targets of 8 training examples): the stage masks (`stage_index_batch`), and loss + backward with the paper's
+betas vs. all betas 0 (same trainer, same batch, interleaved `--loss-reps` times).
+Results: bench/results/crpo_step-<parts>[-<label>]-<date>.json, with the git commit and machine load.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -36,13 +38,12 @@ if __package__ in (None, ""):
 import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
 
 from mental_r1.data import load_split
 from training.config import CRPOConfig
 from training.crpo_trainer import CRPOTrainer
 from training.models import build_tiny_model, resolve_model_path
-from training.prompts import prompt_for, rl_rows, select_examples
+from training.prompts import prompt_for, select_examples
 from training.rewards import AccuracyReward, RewardWeights, format_reward
 from training.sft_targets import sft_target
 from training.stage_masks import stage_index_batch
@@ -62,72 +63,71 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t0)
 
 
-class RolloutTimer:
-    """Mixin: time spent in generation and the number of completion tokens generated."""
+def timed_rollouts(trainer) -> dict:
+    """Wrap the trainer's rollout (`_generate_single_turn`) to record its seconds and completion tokens."""
+    totals = {"gen_seconds": 0.0, "gen_tokens": 0, "gen_calls": []}
+    generate = trainer._generate_single_turn
 
-    gen_seconds = 0.0
-    gen_tokens = 0
-
-    def _generate_single_turn(self, *args, **kwargs):
+    def timed(*args, **kwargs):
         t0 = time.perf_counter()
-        completion_ids, logprobs = super()._generate_single_turn(*args, **kwargs)
-        self.gen_seconds += time.perf_counter() - t0
-        self.gen_tokens += sum(len(c) for c in completion_ids)
+        completion_ids, logprobs = generate(*args, **kwargs)
+        seconds, tokens = time.perf_counter() - t0, sum(len(c) for c in completion_ids)
+        totals["gen_seconds"] += seconds
+        totals["gen_tokens"] += tokens
+        totals["gen_calls"].append({"seconds": round(seconds, 2), "tokens": tokens})
         return completion_ids, logprobs
 
-
-class TimedGRPO(RolloutTimer, GRPOTrainer):
-    pass
-
-
-class TimedCRPO(RolloutTimer, CRPOTrainer):
-    pass
+    trainer._generate_single_turn = timed
+    return totals
 
 
-def shared_settings(args, out: Path) -> dict:
-    return {"output_dir": str(out), "max_steps": args.steps, "per_device_train_batch_size": args.completions,
-            "num_generations": 4, "max_completion_length": args.max_completion_length, "temperature": 0.85,
-            "top_p": 0.95, "learning_rate": args.lr, "beta": 0.01, "epsilon": 0.2, "epsilon_high": 0.2,
-            "scale_rewards": "group", "seed": args.seed, "use_cpu": True, "bf16": False,
-            "gradient_checkpointing": False, "use_vllm": False, "logging_steps": 1, "save_strategy": "no",
-            "report_to": "none", "disable_tqdm": True, "dataloader_num_workers": 0}
+def run_one(kind: str, args, out: Path) -> dict:
+    """`--steps` optimizer steps of `kind` built exactly as training/run_crpo.py builds a run of `--config`."""
+    from training.run_crpo import build_trainer, parse
 
-
-def run_one(kind: str, args, model_path: Path, rows: list[dict], weights: RewardWeights, out: Path) -> dict:
-    tok = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    settings = shared_settings(args, out / kind)
-    if kind == "grpo":
-        cfg, cls = GRPOConfig(loss_type="grpo", **settings), TimedGRPO
-    else:
-        settings.pop("epsilon_high"), settings.pop("scale_rewards")  # set by algorithm=crpo to the same values
-        cfg, cls = CRPOConfig(algorithm="crpo", **settings), TimedCRPO
+    run, cfg = parse(["--config", args.config, "--algorithm", kind, "--max_steps", str(args.steps),
+                      "--output_dir", str(out / kind), "--save_strategy", "no", "--report_to", "none",
+                      "--disable_tqdm", "true", *args.overrides])
     timer = StepTimer()
-    trainer = cls(model=model, reward_funcs=[format_reward, AccuracyReward(weights)], args=cfg,
-                  train_dataset=Dataset.from_list(rows), processing_class=tok, callbacks=[timer])
+    trainer, _ = build_trainer(run, cfg, [timer])
+    totals = timed_rollouts(trainer)
     load_before = os.getloadavg()[0]
     trainer.train()
-    return {"kind": kind, "step_seconds": timer.times, "gen_seconds": trainer.gen_seconds,
-            "gen_tokens": trainer.gen_tokens, "loadavg_before": load_before, "loadavg_after": os.getloadavg()[0]}
+    engine = getattr(trainer, "_rollout", None)
+    reloads = [round(t, 2) for t in engine.load_seconds] if engine else []
+    trainer.close_rollout_engine()
+    return {"kind": kind, "step_seconds": timer.times, **totals, "reload_seconds": reloads, "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg()[0]}
 
 
-def summarize(runs: list[dict]) -> dict:
+def summarize(runs: list[dict], kinds: list[str]) -> dict:
     out = {}
-    for kind in ("grpo", "crpo"):
+    for kind in kinds:
         mine = [r for r in runs if r["kind"] == kind]
         steps = [t for r in mine for t in r["step_seconds"][1:]]  # drop each run's warm-up step
+        calls = [c for r in mine for c in r["gen_calls"][1:]]  # the first rollout also starts an engine
         out[kind] = {"median_step_seconds": statistics.median(steps), "timed_steps": len(steps),
-                     "rollout_tokens_per_second": sum(r["gen_tokens"] for r in mine) / sum(r["gen_seconds"] for r in mine)}
-    out["ratio_crpo_over_grpo"] = out["crpo"]["median_step_seconds"] / out["grpo"]["median_step_seconds"]
+                     "median_rollout_seconds": statistics.median(c["seconds"] for c in calls),
+                     "rollout_tokens_per_second": sum(c["tokens"] for c in calls) / sum(c["seconds"] for c in calls),
+                     "median_rest_seconds": statistics.median(t - c["seconds"] for t, c in zip(steps, calls))}
+    if "crpo" in out and "grpo" in out:
+        out["ratio_crpo_over_grpo"] = out["crpo"]["median_step_seconds"] / out["grpo"]["median_step_seconds"]
     return out
+
+
+def loss_settings(args, out: Path) -> dict:
+    return {"output_dir": str(out), "max_steps": 1, "per_device_train_batch_size": args.completions,
+            "num_generations": 4, "max_completion_length": 160, "temperature": 0.85, "top_p": 0.95,
+            "learning_rate": 1e-5, "beta": 0.01, "epsilon": 0.2, "seed": args.seed, "use_cpu": True, "bf16": False,
+            "gradient_checkpointing": False, "use_vllm": False, "save_strategy": "no", "report_to": "none",
+            "dataloader_num_workers": 0}
 
 
 def loss_part(args, model_path: Path, examples, weights: RewardWeights, out: Path) -> dict:
     """Stage-mask time and loss+backward time with and without the stage term, on one fixed batch."""
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    settings = shared_settings(args, out / "loss")
-    settings.pop("epsilon_high"), settings.pop("scale_rewards")
+    settings = loss_settings(args, out / "loss")
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)],
                           args=CRPOConfig(algorithm="crpo", **settings),
                           train_dataset=Dataset.from_list([{"prompt": "x"}] * 8), processing_class=tok)
@@ -168,54 +168,63 @@ def loss_part(args, model_path: Path, examples, weights: RewardWeights, out: Pat
 
 def main(argv: list[str] | None = None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="base", help="checkpoint folder or `base` (default)")
-    p.add_argument("--tiny", action="store_true", help="a random tiny model with the model's tokenizer (smoke)")
-    p.add_argument("--data-dir", default="../shared/data/imhi")
+    p.add_argument("--config", default="training/configs/crpo_smollm2_lora.yaml",
+                   help="run config whose trainer is timed (steps part), as training/run_crpo.py builds it")
     p.add_argument("--steps", type=int, default=3, help="optimizer steps per run (the first is warm-up)")
-    p.add_argument("--rounds", type=int, default=2, help="runs of each trainer, interleaved")
-    p.add_argument("--completions", type=int, default=8, help="completions per step (= prompts × 4)")
-    p.add_argument("--max-completion-length", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--rounds", type=int, default=1, help="runs of each algorithm, interleaved")
+    p.add_argument("--algorithms", default="grpo,crpo")
+    p.add_argument("--model", default="base", help="loss part: checkpoint folder or `base`")
+    p.add_argument("--tiny", action="store_true", help="loss part: a random tiny model with the model's tokenizer")
+    p.add_argument("--data-dir", default="../shared/data/imhi", help="loss part: the IMHI folder")
+    p.add_argument("--completions", type=int, default=8, help="loss part: completions in the fixed batch")
     p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--parts", default="steps,loss", help="steps (full trainer steps) and/or loss (isolated)")
+    p.add_argument("--parts", default="steps", help="steps (full trainer steps) and/or loss (isolated)")
     p.add_argument("--loss-reps", type=int, default=7)
     p.add_argument("--workdir", default="runs/bench_crpo_step")
-    p.add_argument("--output", default=None, help="default: bench/results/crpo_step-<date>.json")
-    args = p.parse_args(argv)
+    p.add_argument("--label", default="", help="suffix of the result file name, e.g. before / after")
+    p.add_argument("--output", default=None, help="default: bench/results/crpo_step-<parts>[-label]-<date>.json")
+    args, args.overrides = p.parse_known_args(argv)
 
     workdir = Path(args.workdir)
-    model_path = resolve_model_path(args.model)
-    if args.tiny:
-        model_path = build_tiny_model(model_path, workdir / "tiny_init", args.seed)
-    train = load_split(args.data_dir, "train")
-    weights = RewardWeights.from_examples(train)
-    tok = AutoTokenizer.from_pretrained(model_path)
-    examples = select_examples(train, 8, args.seed)
-    rows = rl_rows(tok, examples, 320)
     parts = set(args.parts.split(","))
-    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "model": str(model_path),
-              "tiny": args.tiny, "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
+    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
+              "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                           "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                           "loadavg_start": os.getloadavg()[0]}, "summary": {}}
     if "steps" in parts:
+        kinds = args.algorithms.split(",")
         runs = []
         for r in range(args.rounds):
-            for kind in (("grpo", "crpo") if r % 2 == 0 else ("crpo", "grpo")):
-                runs.append(run_one(kind, args, model_path, rows, weights, workdir))
-                print(f"round {r} {kind}: steps {[round(t, 2) for t in runs[-1]['step_seconds']]} s", flush=True)
-        result["summary"] = summarize(runs)
+            for kind in (kinds if r % 2 == 0 else kinds[::-1]):
+                runs.append(run_one(kind, args, workdir))
+                print(f"round {r} {kind}: steps {[round(t, 2) for t in runs[-1]['step_seconds']]} s, rollout "
+                      f"{runs[-1]['gen_seconds']:.1f} s for {runs[-1]['gen_tokens']} tokens", flush=True)
+        result["summary"] = summarize(runs, kinds)
         result["runs"] = runs
     if "loss" in parts:
-        result["loss_part"] = loss_part(args, model_path, examples, weights, workdir)
+        model_path = resolve_model_path(args.model)
+        if args.tiny:
+            model_path = build_tiny_model(model_path, workdir / "tiny_init", args.seed)
+        train = load_split(args.data_dir, "train")
+        result["loss_part"] = loss_part(args, model_path, select_examples(train, 8, args.seed),
+                                        RewardWeights.from_examples(train), workdir)
     result["machine"]["loadavg_end"] = os.getloadavg()[0]
-    tag = "-".join(sorted(parts))
+    tag = "-".join(sorted(parts)) + (f"-{args.label}" if args.label else "")
     out = Path(args.output or RESULTS / f"crpo_step-{tag}-{dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k in ("summary", "loss_part")}, indent=2))
     print(f"wrote {out}")
     return out
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 if __name__ == "__main__":

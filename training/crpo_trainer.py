@@ -15,6 +15,9 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 4. Logged every step: `crpo/entropy/<stage>` (token-weighted mean over the batch, all processes) and
    `crpo/stage_term`.
 5. Checkpoints get a completion marker and are rotated only once complete (training/checkpoints.py).
+6. With `rollout: vllm`, `_generate_single_turn` samples from an in-process vLLM engine whose weights are
+   reloaded from the policy (LoRA merged) whenever the optimizer step changed (training/rollout.py);
+   otherwise TRL's own rollout runs unchanged.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
 TRL's, and the per-stage entropies are still logged for comparison.
@@ -32,6 +35,7 @@ from mental_r1.contract import STAGE_NAMES
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
+from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
 
 TRL_VERSION = "1.16.0"
@@ -49,6 +53,32 @@ class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
             raise TypeError(f"CRPOTrainer needs a CRPOConfig, got {type(self.args).__name__}")
         self.stage_betas = torch.tensor(self.args.betas, dtype=torch.float32)  # (K,)
         self._crpo_entropies: torch.Tensor | None = None
+        self._rollout: VLLMRollout | None = None
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        if self.args.rollout != "vllm":
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        assert images is None and not multimodal_fields, "rollout: vllm serves text-only prompts"
+        policy = self.accelerator.unwrap_model(self.model)
+        if self._rollout is None:
+            config = policy.config
+            self._rollout = VLLMRollout(config._name_or_path, max_num_seqs=len(prompt_ids), seed=self.args.seed,
+                                        max_model_len=min(config.max_position_embeddings, 2048),
+                                        kv_cache_gib=self.args.rollout_kv_cache_gib)
+        if self._rollout.loaded_step != self.state.global_step:
+            with torch.no_grad():
+                self._rollout.load(merged_weights(policy), self.state.global_step)
+        completions = self._rollout.generate(
+            prompt_ids, max_tokens=self.max_completion_length, temperature=self.temperature, top_p=self.top_p,
+            top_k=self.top_k, min_p=self.min_p, repetition_penalty=self.repetition_penalty,
+            eos_token_ids=list(self.eos_token_ids))
+        return completions, None
+
+    def close_rollout_engine(self) -> None:
+        if self._rollout is not None:
+            self._rollout.close()
+            self._rollout = None
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)

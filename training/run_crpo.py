@@ -56,14 +56,10 @@ def resolved_config(run: RunArguments, cfg: CRPOConfig) -> dict:
     return {"run": dataclasses.asdict(run), "trainer": cfg.to_dict(), "stage_betas": list(cfg.betas)}
 
 
-def main(argv: list[str] | None = None) -> Path:
-    run, cfg = parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRPOTrainer, dict]:
+    """The trainer of a run (model, optional adapter, data, rewards) and what the run record needs about it."""
     if run.data_dir is None:
         raise SystemExit("error: no data; pass --data-dir (IMHI folder or a folder of paper-format datasets)")
-    out_dir = Path(cfg.output_dir)
-    log.info("resolved config: %s", json.dumps(resolved_config(run, cfg), default=str))
-
     train = load_split(run.data_dir, "train", run.datasets)
     weights = RewardWeights.from_examples(train)  # from the full training split, not the subset
     examples = select_examples(train, run.samples_per_dataset, cfg.seed)
@@ -71,7 +67,7 @@ def main(argv: list[str] | None = None) -> Path:
              sorted({e.dataset for e in examples}), json.dumps(dataclasses.asdict(weights)))
 
     source = resolve_model_path(run.model_name_or_path)
-    model_path = build_tiny_model(source, out_dir / "tiny_init", cfg.seed) if run.tiny_model else source
+    model_path = build_tiny_model(source, Path(cfg.output_dir) / "tiny_init", cfg.seed) if run.tiny_model else source
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
     if run.adapter:
@@ -82,12 +78,22 @@ def main(argv: list[str] | None = None) -> Path:
 
         model = PeftModel.from_pretrained(model, run.adapter, is_trainable=True)
     dataset = Dataset.from_list(rl_rows(tokenizer, examples, run.max_prompt_tokens))
-
-    checkpoint = resume_checkpoint(out_dir, run.resume)
-    jsonl = out_dir / "metrics.jsonl"
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)], args=cfg,
-                          train_dataset=dataset, processing_class=tokenizer,
-                          callbacks=[JsonlMetricsCallback(jsonl)])
+                          train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks))
+    about = {"source": source, "model_path": model_path, "weights": weights, "examples": examples}
+    return trainer, about
+
+
+def main(argv: list[str] | None = None) -> Path:
+    run, cfg = parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    out_dir = Path(cfg.output_dir)
+    log.info("resolved config: %s", json.dumps(resolved_config(run, cfg), default=str))
+    jsonl = out_dir / "metrics.jsonl"
+    trainer, about = build_trainer(run, cfg, [JsonlMetricsCallback(jsonl)])
+    source, model_path, weights, examples = (about[k] for k in ("source", "model_path", "weights", "examples"))
+    tokenizer = trainer.processing_class
+    checkpoint = resume_checkpoint(out_dir, run.resume)
     trainer.train(resume_from_checkpoint=checkpoint)
     if not trainer.is_world_process_zero():
         return out_dir / "final"

@@ -1,5 +1,6 @@
 """Real TRL steps on a tiny model (CPU): the cpu_smoke config for every algorithm, checkpoints, resume, vLLM."""
 
+import copy
 import json
 import os
 import signal
@@ -216,3 +217,49 @@ def test_crpo_continues_a_lora_adapter_and_saves_an_adapter(tmp_path, data_dir, 
     before, after = load_file(sft / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
     assert set(before) == set(after)
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the adapter itself was trained
+
+
+def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(tmp_path, data_dir, smoke):
+    """rollout: vllm (training/rollout.py): the in-process engine is reloaded with the merged policy after every
+    optimizer step, and then scores tokens like the policy itself (bf16 vs fp32 tolerance), not like the start."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+    from vllm import SamplingParams
+
+    from training import run_crpo as entry
+    from training.rollout import merged_weights
+
+    base = smoke / "tiny_init"
+    sft = tmp_path / "sft_adapter"
+    start = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    get_peft_model(start, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+                                     task_type="CAUSAL_LM")).save_pretrained(sft)
+    run, cfg = entry.parse(["--config", str(SMOKE), "--output_dir", str(tmp_path / "run"), "--data-dir",
+                            str(data_dir), "--model_name_or_path", str(base), "--tiny_model", "false", "--adapter",
+                            str(sft), "--beta", "0.0", "--learning_rate", "0.05", "--rollout", "vllm",
+                            "--save_strategy", "no"])
+    trainer, _ = entry.build_trainer(run, cfg)
+    start_policy = copy.deepcopy(trainer.model).merge_and_unload().eval()
+    trainer.train()
+    engine = trainer._rollout
+    assert engine is not None and engine.loaded_step == 1  # step 0's weights, then reloaded after step 1
+    assert [r for r in trainer.state.log_history if "loss" in r], "no training step logged"
+
+    policy = trainer.model
+    with torch.no_grad():
+        engine.load(merged_weights(policy), trainer.state.global_step)
+    ids = trainer.processing_class("I cannot sleep and I feel empty most days.")["input_ids"]
+    out = engine.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
+                              use_tqdm=False)
+    served = torch.tensor([next(iter(d.values())).logprob for d in out[0].prompt_logprobs[1:]])
+
+    def logprobs(model):
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).logits[0, :-1].float()
+        return logits.log_softmax(-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+    now = logprobs(copy.deepcopy(policy).merge_and_unload().eval())
+    before = logprobs(start_policy)
+    assert (served - now).abs().max() < 0.1
+    assert (now - before).abs().max() > 0.3  # the policy moved far more than bf16 rounding
+    trainer.close_rollout_engine()

@@ -1,0 +1,65 @@
+"""training/compare.py: uncalibrated labels, row subsets of a larger evaluation, the comparison table."""
+
+import json
+from argparse import Namespace
+
+from training.compare import RUNS, report, uncalibrated
+from training.eval_report import Prediction, results_report
+
+
+def write_eval(path, rows):
+    preds = {}
+    for ds, gold, stored, lps in rows:
+        preds.setdefault(ds, []).append(Prediction(ds, gold, stored, 0.9, True, ds, lps))
+    doc = results_report(preds, {"DR": ["yes", "no"], "SAD": ["a", "b", "c"]})
+    doc["predictions"] = [{"dataset": p.dataset, "task": p.task, "gold": p.gold, "label": p.label,
+                           "format_valid": p.format_valid, "label_logprobs": p.label_logprobs}
+                          for v in preds.values() for p in v]
+    path.write_text(json.dumps(doc))
+
+
+ROWS = [("DR", "yes", "no", {"yes": -0.1, "no": -2.0}),  # stored (calibrated) label differs from the argmax
+        ("DR", "no", "no", {"yes": -0.5, "no": -0.9}),
+        ("DR", "no", "no", {"yes": -3.0, "no": -0.1}),
+        ("SAD", "a", "a", {"a": -0.2, "b": -2.0, "c": -3.0}),
+        ("SAD", "b", "c", {"a": -2.0, "b": -1.0, "c": -0.6})]
+
+
+def test_uncalibrated_takes_the_argmax_and_the_first_rows_of_each_dataset(tmp_path):
+    write_eval(tmp_path / "e.json", ROWS)
+    full, gold = uncalibrated(tmp_path / "e.json")
+    assert gold == {"DR": ["yes", "no", "no"], "SAD": ["a", "b"]}
+    assert full["datasets"]["DR"]["accuracy"] == 2 / 3  # yes✓ yes✗ no✓ (argmax, not the stored labels)
+    assert full["datasets"]["SAD"]["accuracy"] == 1 / 2
+    part, gold = uncalibrated(tmp_path / "e.json", limit=1)
+    assert gold == {"DR": ["yes"], "SAD": ["a"]} and part["datasets"]["DR"]["accuracy"] == 1.0
+
+
+def test_report_puts_the_start_first_and_refuses_other_rows(tmp_path):
+    out = tmp_path / "cmp"
+    (out / "eval").mkdir(parents=True)
+    write_eval(out / "eval" / "crpo.json", [r for i, r in enumerate(ROWS) if i != 2])
+    write_eval(tmp_path / "start.json", ROWS[:2] + [ROWS[2]] + ROWS[3:])
+    (out / "crpo").mkdir()
+    (out / "crpo" / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.1, "step_time": 30.0}) + "\n")
+    args = Namespace(out=out, reference=[], eval_limit=None, split="test", max_steps=1, config="c.yaml",
+                     unseen=["SAD"])
+    summary = report(["crpo"], args)
+    assert summary["crpo"]["steps"] == 1 and summary["crpo"]["train_wall_min"] == 0.5
+    args.reference, args.eval_limit = [f"sft_start={tmp_path / 'start.json'}"], 2
+    summary = report(["crpo"], args)
+    assert list(summary) == ["sft_start", "crpo"]
+    assert summary["crpo"]["unseen"] == summary["crpo"]["weighted_f1"]["SAD"]
+    assert (out / "comparison.md").read_text().splitlines()[2].startswith("| sft_start |")
+    args.eval_limit = 3  # DR's first 3 rows of the start are not the 2 rows the run was evaluated on
+    try:
+        report(["crpo"], args)
+    except AssertionError as e:
+        assert "other rows" in str(e)
+    else:
+        raise AssertionError("rows were not checked")
+
+
+def test_every_run_is_an_algorithm_of_the_harness():
+    assert {"crpo", "grpo", "dapo", "dr_grpo"} <= set(RUNS)
+    assert all(r[0] == "--algorithm" for r in RUNS.values())

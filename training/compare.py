@@ -1,0 +1,190 @@
+"""CRPO against GRPO, DAPO and Dr. GRPO at equal budget: train each from the same start, evaluate each alike.
+
+    python training/compare.py --config training/configs/crpo_smollm2_lora.yaml --max-steps 40 \\
+        --runs crpo,grpo,dapo,dr_grpo,crpo_reversed --eval-limit 50 --out runs/compare
+    python training/compare.py ... --report-only --reference sft_start=docs/results/test_v1_l100.json  # table
+
+Every run is `training/run_crpo.py --config CONFIG --algorithm A --max_steps N` with nothing else changed
+(same start adapter, prompts, seed, generations, learning rate, rollout engine), then
+`training/evaluate.py --model RUN/final --split test --limit L`: the same rows for every model.
+Resumable, one heavy job at a time: a run with `final/` is not retrained, an interrupted one resumes from
+its last complete checkpoint, an evaluation whose JSON exists is not redone.
+
+Labels are compared without calibration (argmax of the label log-probabilities): the shipped calibration
+was fitted for the SFT model on validation data, and refitting one per run would need a validation run
+each. `--reference NAME=JSON` (an evaluate.py JSON on a superset of the rows, e.g. the v1 test run as the
+SFT start) adds a row, uncalibrated in the same way; its rows are checked to be the same.
+Writes OUT/comparison.json, OUT/comparison.md and OUT/stage_entropy.png (per-stage entropy per step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from mental_r1.calibration import Calibration
+from mental_r1.contract import STAGE_NAMES
+from mental_r1.data import list_datasets
+from training.eval_report import Prediction, recalibrated, results_report
+from training.run_log import read_jsonl
+from training.schedule import PAPER_M
+
+# name → run_crpo.py overrides. The ablation isolates the stage-wise term: the schedule reversed (certain
+# early, exploratory late: M → −M) and one global coefficient equal to the paper schedule's mean.
+RUNS: dict[str, list[str]] = {
+    "crpo": ["--algorithm", "crpo"],
+    "grpo": ["--algorithm", "grpo"],
+    "dapo": ["--algorithm", "dapo"],
+    "dr_grpo": ["--algorithm", "dr_grpo"],
+    "crpo_reversed": ["--algorithm", "crpo", "--stage_beta_m", str(-PAPER_M)],
+    "crpo_flat": ["--algorithm", "crpo", "--stage_betas", *[str(-0.011844)] * len(STAGE_NAMES)],
+}
+PY = sys.executable
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train(name: str, args) -> Path:
+    out = args.out / name
+    if (out / "final").is_dir():
+        print(f"[compare] {name}: trained already ({out / 'final'})", flush=True)
+        return out / "final"
+    resume = ["--resume", "true"] if any(out.glob("checkpoint-*")) else []
+    cmd = [PY, "training/run_crpo.py", "--config", args.config, "--max_steps", str(args.max_steps),
+           "--output_dir", str(out), *RUNS[name], *resume, *args.overrides]
+    print(f"[compare] {name}: {' '.join(cmd)}", flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return out / "final"
+
+
+def evaluate(name: str, args) -> Path:
+    result = args.out / "eval" / f"{name}.json"
+    if result.exists():
+        print(f"[compare] {name}: evaluated already ({result})", flush=True)
+        return result
+    cmd = [PY, "training/evaluate.py", "--model", str(args.out / name / "final"), "--data-dir", str(args.data_dir),
+           "--split", args.split, "--limit", str(args.eval_limit), "--seed", "0", "--output", str(result)]
+    print(f"[compare] {name}: {' '.join(cmd)}", flush=True)
+    subprocess.run(cmd, cwd=REPO, check=True)
+    return result
+
+
+def uncalibrated(path: Path, limit: int | None = None, unseen: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """An evaluation's results recomputed from its label log-probabilities with no calibration (the first
+    `limit` rows of each dataset: evaluate.py's rows at a smaller --limit), and the rows' gold labels."""
+    doc = json.loads(path.read_text())
+    per_ds: dict[str, list[dict]] = {}
+    for row in doc["predictions"]:
+        per_ds.setdefault(row["dataset"], []).append(row)
+    preds, labels = {}, {}
+    for ds, rows in per_ds.items():
+        rows = rows[:limit] if limit else rows
+        labels[ds] = doc["datasets"][ds]["labels"]
+        preds[ds] = recalibrated([Prediction(ds, r["gold"], r["label"], 0.0, r["format_valid"], r["task"],
+                                             r["label_logprobs"]) for r in rows], Calibration())
+    gold = {ds: [p.gold for p in v] for ds, v in preds.items()}
+    return results_report(preds, labels, generalisation=[ds for ds in preds if ds in unseen]), gold
+
+
+def entropy_figure(names: list[str], args) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(STAGE_NAMES), figsize=(4 * len(STAGE_NAMES), 3.4), sharex=True)
+    for name in names:
+        rows = [r for r in read_jsonl(args.out / name / "metrics.jsonl") if "loss" in r]
+        for ax, stage in zip(axes, STAGE_NAMES, strict=True):
+            ax.plot([r["step"] for r in rows], [r.get(f"crpo/entropy/{stage}") for r in rows], label=name, lw=1.2)
+    for ax, stage in zip(axes, STAGE_NAMES, strict=True):
+        ax.set_title(stage.replace("_", " "))
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel("mean token entropy (nats)")
+    axes[-1].legend(fontsize=8)
+    fig.suptitle("Per-stage entropy of the rollouts, by algorithm (same start, prompts, seed)")
+    fig.tight_layout()
+    out = args.out / "stage_entropy.png"
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def report(names: list[str], args) -> dict:
+    unseen = tuple(args.unseen)
+    table, gold_ref = {}, None
+    for name in names:
+        path = args.out / "eval" / f"{name}.json"
+        if path.exists():
+            table[name], gold = uncalibrated(path, unseen=unseen)
+            gold_ref = gold_ref or gold
+            assert gold == gold_ref, f"{name} was evaluated on other rows"
+    references = {}
+    for spec in args.reference:
+        name, _, path = spec.partition("=")
+        references[name], gold = uncalibrated(Path(path), args.eval_limit, unseen)
+        assert gold_ref is None or gold == gold_ref, f"--reference {name} holds other rows than the runs' evaluations"
+    table = references | table
+    datasets = list(next(iter(table.values()))["datasets"]) if table else []
+    lines = ["| model | " + " | ".join(datasets) + " | avg | trained | unseen | format valid | steps | wall (min) |",
+             "|---|" + "---:|" * (len(datasets) + 6)]
+    summary = {}
+    for name, res in table.items():
+        runlog = [r for r in read_jsonl(args.out / name / "metrics.jsonl") if "loss" in r]
+        wall = sum(r.get("step_time", 0.0) for r in runlog) / 60
+        fmt = sum(d["format_valid_rate"] * d["n"] for d in res["datasets"].values()) / sum(
+            d["n"] for d in res["datasets"].values())
+        f1 = {ds: res["datasets"][ds]["weighted_f1"] for ds in datasets}
+        summary[name] = {"weighted_f1": f1, "average": res["average_weighted_f1"],
+                         "trained": res["average_weighted_f1_trained_tasks"],
+                         "unseen": res["average_weighted_f1_generalisation"], "format_valid": fmt,
+                         "steps": len(runlog), "train_wall_min": round(wall, 1)}
+        cell = (lambda v: "" if v is None else f"{v:.1f}")
+        lines.append(f"| {name} | " + " | ".join(f"{f1[ds]:.1f}" for ds in datasets) +
+                     f" | {cell(res['average_weighted_f1'])} | {cell(res['average_weighted_f1_trained_tasks'])} | "
+                     f"{cell(res['average_weighted_f1_generalisation'])} | {100 * fmt:.1f} % | {len(runlog) or ''} | "
+                     f"{f'{wall:.1f}' if runlog else ''} |")
+    md = "\n".join(lines)
+    (args.out / "comparison.md").write_text(md + "\n")
+    (args.out / "comparison.json").write_text(json.dumps({"rows": summary, "limit": args.eval_limit,
+                                                          "split": args.split, "max_steps": args.max_steps,
+                                                          "config": args.config}, indent=2))
+    print(md)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--config", default="training/configs/crpo_smollm2_lora.yaml")
+    ap.add_argument("--runs", default="crpo,grpo,dapo,dr_grpo,crpo_reversed",
+                    help=f"comma-separated, from: {', '.join(RUNS)}")
+    ap.add_argument("--max-steps", type=int, default=40, help="optimizer steps of every run (equal budget)")
+    ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/imhi"))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--eval-limit", type=int, default=50, help="rows per dataset of every evaluation")
+    ap.add_argument("--out", type=Path, default=Path("runs/compare"))
+    ap.add_argument("--reference", action="append", default=[], metavar="NAME=EVAL_JSON",
+                    help="a row from an evaluate.py JSON on a superset of the rows (e.g. sft_start=..., base=...)")
+    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--train-only", action="store_true", help="train every run first, evaluate none")
+    args, args.overrides = ap.parse_known_args(argv)
+    names = args.runs.split(",")
+    args.unseen = [ds for ds in list_datasets(args.data_dir, args.split) if ds not in list_datasets(args.data_dir, "train")]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        sys.exit(f"error: unknown run(s) {unknown}; choose from {', '.join(RUNS)}")
+    if not args.report_only:
+        for name in names:
+            train(name, args)
+        if not args.train_only:
+            for name in names:
+                evaluate(name, args)
+    report(names, args)
+    print(f"[compare] wrote {args.out / 'comparison.md'} and {entropy_figure(names, args)}")
+
+
+if __name__ == "__main__":
+    main()
