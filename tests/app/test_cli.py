@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
 import json
-import math
 import signal
 import subprocess
 import sys
@@ -22,44 +20,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-import app.main as app_main
 from app.batch import BatchError, load_done
 from app.cli import InProcess, Remote, assess_parser, main, run_assess
-from app.main import create_app
 from app.safety import CrisisResources
-from app.settings import Settings
-from mental_r1.contract import STAGES
-from mental_r1.schemas import ModelInfo, StageText, TaskAssessment, Usage
 
 from .conftest import API_KEY, REPO
+from .fakes import MODEL, FakeAssessor, fake_service_app
 
-MODEL = ModelInfo(name="fake", version="0+sha256:0")
 POSTS = [("a1", "Nothing has felt worth doing for weeks and I sleep all day."), ("a2", ""), ("a3", "   "),
          ("a4", "x" * 61), ("a5", "I want to kill myself tonight."), ("a6", "We had a lovely picnic.")]
-
-
-class FakeAssessor:
-    """Deterministic assessments from the text alone (no engine)."""
-
-    async def assess(self, text, task, opts, request_id=None):
-        await asyncio.sleep(0)
-        n = len(task.labels)
-        label = task.label_names[len(text) % n]
-        probs = {lab: 0.6 if lab == label else 0.4 / (n - 1) for lab in task.label_names}
-        return TaskAssessment(
-            task=task.id, question=task.question, label=label, label_text=task.label(label).text,
-            confidence=probs[label], probabilities=probs, label_logprobs={k: math.log(v) for k, v in probs.items()},
-            stages=[StageText(name=s.name, title=s.title, text=None if s.name == "reaction" else f"{s.title}.")
-                    for s in STAGES],
-            format_valid=False, format_issues=["missing stage reaction"], usage=Usage(prompt_tokens=9, completion_tokens=3))
-
-
-class FakeEngine:
-    async def check_health(self):
-        return None
-
-    def shutdown(self, timeout=None):
-        pass
 
 
 class FakeInProcess(InProcess):
@@ -92,13 +61,8 @@ def read(path: Path) -> list[dict]:
 @pytest.fixture
 def live_app(monkeypatch):
     """The real app (routes, auth, errors) with a fake engine behind it; an API key is configured."""
-    async def fake_load(app, settings):
-        app.state.engine, app.state.assessor, app.state.model_info = FakeEngine(), FakeAssessor(), MODEL
-        app.state.ready = True
-
-    monkeypatch.setattr(app_main, "_load", fake_load)
     monkeypatch.setenv("MENTAL_R1_API_KEY", API_KEY)
-    return create_app(Settings(max_text_chars=60, api_key_hashes=hashlib.sha256(API_KEY.encode()).hexdigest()))
+    return fake_service_app(monkeypatch, max_text_chars=60)
 
 
 async def through_the_api(app, args):
