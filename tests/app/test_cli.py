@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -138,6 +139,17 @@ def test_url_retries_503_and_429_then_takes_the_answer(tmp_path):
     asyncio.run(run_assess(args, Remote(args, transport=httpx.MockTransport(handler))))
     assert calls.count("/assess") == 3
     assert read(tmp_path / "o.jsonl")[0]["error"] == {"type": "timeout", "message": "exceeded its 1 s deadline"}
+
+
+def test_the_readme_example_file_and_pandas_snippet(tmp_path, capsys):
+    out = tmp_path / "posts.jsonl"
+    args = assess_parser().parse_args([str(REPO / "docs/examples/posts.csv"), "-o", str(out), "--tasks", "DR,t-sid"])
+    summary = asyncio.run(run_assess(args, FakeInProcess(args)))
+    assert summary["rows"] == 8 and summary["errors"] == {"invalid_request": 1}
+    code = next(b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL) if "read_json" in b)
+    exec(code.replace("runs/posts.jsonl", str(out)), {})  # noqa: S102 - the README's own example
+    printed = capsys.readouterr().out
+    assert "p5" in printed.split("crisis:")[1] and "t-sid" in printed and "DR" in printed
 
 
 def test_console_script_and_commands(capsys):
