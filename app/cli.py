@@ -52,6 +52,8 @@ def validation_message(e: ValidationError) -> str:
 class InProcess:
     """The model in this process: the service's engine, Assessor and response path, without HTTP."""
 
+    fatal: tuple[type[Exception], ...] = ()  # errors that end the run (the engine's death), set by start()
+
     def __init__(self, args):
         from app.settings import Settings
 
@@ -62,6 +64,7 @@ class InProcess:
 
     async def start(self) -> dict:
         from transformers import AutoTokenizer
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         from app.assessor import Assessor, build_engine
         from app.main import model_info
@@ -69,7 +72,7 @@ class InProcess:
         from mental_r1.calibration import load_calibration
         from mental_r1.default_model import ensure_default_model
 
-        s = self.settings
+        s, self.fatal = self.settings, (EngineDeadError,)
         folder = Path(s.model) if s.model else await asyncio.to_thread(ensure_default_model)
         if not (folder / "config.json").exists():
             raise BatchError(f"{folder} is not a model checkpoint (no config.json); check --model")
@@ -92,6 +95,8 @@ class InProcess:
             return {"error": {"type": "invalid_request", "message": e.message}}
         try:
             response = await assess_request(self.assessor, body, self.resources, self.model)
+        except self.fatal:
+            raise BatchError("the inference engine died; rerun the same command to resume") from None
         except ValueError as e:  # the engine's input validation (e.g. a prompt over the context): this row only
             return {"error": {"type": "invalid_request", "message": f"{type(e).__name__}: {str(e)[:300]}"}}
         return response.model_dump(mode="json")
