@@ -131,7 +131,7 @@ class Remote:
                                  "MENTAL_R1_API_KEY to a valid key")
             if r.status_code not in (429, 503):
                 return r
-            await asyncio.sleep(min(float(r.headers.get("retry-after") or 5), 30))
+            await asyncio.sleep(_retry_after(r))
         raise BatchError(f"{self.client.base_url} kept answering {r.status_code} ({_message(r)}); rerun to resume")
 
     async def start(self) -> dict:
@@ -146,6 +146,14 @@ class Remote:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _retry_after(r) -> float:
+    """Retry-After in seconds (≤ 30; 5 when absent or an HTTP date)."""
+    try:
+        return min(max(float(r.headers.get("retry-after", "5")), 0.0), 30.0)
+    except ValueError:
+        return 5.0
 
 
 def _envelope(r) -> dict:
