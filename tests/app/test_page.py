@@ -159,7 +159,9 @@ def fake_page(browser, monkeypatch):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.time() + 30
     while not server.started:
+        assert thread.is_alive() and time.time() < deadline, "the test server did not start"
         time.sleep(0.05)
     browser.get_log("browser")  # drop earlier messages
     try:
