@@ -13,6 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from app.errors import error_response, install_error_handlers
+from app.page import router as page_router
 from app.routes import router
 from app.safety import CrisisResources
 from app.settings import Settings
@@ -129,5 +130,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(page_router)  # GET /: the web page (app/static/)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

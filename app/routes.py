@@ -14,11 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.assessor import GenerationOptions
+from app.assessment import assess_request, check_length
 from app.errors import ServiceError
-from app.safety import safety_block
-from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo, Usage
-from mental_r1.tasks import TASKS, get_task
+from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
+from mental_r1.tasks import TASKS
 
 router = APIRouter()
 RETRY_AFTER = {"Retry-After": "5"}
@@ -47,21 +46,6 @@ async def _until_disconnect(request: Request) -> None:
         pass
 
 
-async def _run_assessments(request: Request, body: AssessRequest):
-    state = request.app.state
-    opts = GenerationOptions(max_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
-                             seed=body.seed)
-    rid = uuid.uuid4().hex
-
-    async def one(i: int, task_id: str):
-        t0 = time.perf_counter()
-        a = await state.assessor.assess(body.text, get_task(task_id), opts, f"{rid}-{i}")
-        metrics.TASK_LATENCY.labels(task_id).observe(time.perf_counter() - t0)
-        return a
-
-    return await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)))
-
-
 # every status /assess can answer with, so the OpenAPI schema documents them (400: a body that is not
 # decodable JSON, e.g. invalid UTF-8; found by tests/app/test_fuzz.py)
 _ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
@@ -75,8 +59,7 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
     t0 = time.perf_counter()
     status = 200
     try:
-        if len(body.text) > settings.max_text_chars:
-            raise ServiceError(422, f"text is {len(body.text)} characters; the limit is {settings.max_text_chars}")
+        check_length(body.text, settings.max_text_chars)
         if state.engine_dead:
             raise ServiceError(503, "the inference engine has failed; the service needs a restart", RETRY_AFTER)
         if not state.ready or state.draining:
@@ -87,7 +70,8 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
         state.in_flight += 1
         metrics.IN_FLIGHT.inc()
         try:
-            work = asyncio.ensure_future(_run_assessments(request, body))
+            work = asyncio.ensure_future(
+                assess_request(state.assessor, body, state.resources, state.model_info, uuid.uuid4().hex))
             watch = asyncio.ensure_future(_until_disconnect(request))
             timeout = min(body.timeout_s or settings.request_timeout_s, settings.request_timeout_s)
             done, _pending = await asyncio.wait({work, watch}, timeout=timeout,
@@ -101,7 +85,7 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
                     return JSONResponse({"error": {"type": "client_closed", "message": "client disconnected"}},
                                         status_code=499)
                 raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
-            assessments = work.result()
+            response = work.result()
         finally:
             state.in_flight -= 1
             metrics.IN_FLIGHT.dec()
@@ -127,17 +111,14 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
             metrics.REQUESTS.labels(t, str(status)).inc()
         metrics.LATENCY.observe(time.perf_counter() - t0)
 
-    safety = safety_block(body.text, assessments, state.resources, body.locale)
-    for a in assessments:
+    for a in response.assessments:
         metrics.LABELS.labels(a.task, a.label).inc()
         if not a.format_valid:
             metrics.FORMAT_INVALID.labels(a.task).inc()
-    for s in safety.signals if safety.crisis else []:
+    for s in response.safety.signals if response.safety.crisis else []:
         metrics.CRISIS.labels(s).inc()
-    usage = Usage(prompt_tokens=sum(a.usage.prompt_tokens for a in assessments),
-                  completion_tokens=sum(a.usage.completion_tokens for a in assessments))
-    return AssessResponse(assessments=assessments, safety=safety, model=state.model_info, usage=usage,
-                          latency_ms=round((time.perf_counter() - t0) * 1000, 1))
+    response.latency_ms = round((time.perf_counter() - t0) * 1000, 1)  # admission included, as before
+    return response
 
 
 @router.get("/tasks", response_model=list[TaskInfo])

@@ -1,0 +1,248 @@
+"""`mental-r1`: batch assessment in-process and over HTTP gives the same lines; the console commands.
+
+Fast tests run both backends over a fake assessor: in-process, and through the real app (routes, auth,
+validation, error envelope) over httpx's ASGI transport. The slow tests run real engines: a tiny random
+model over a CSV with bad rows (interrupted and resumed), and `--url` against the live test service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.batch import BatchError, load_done
+from app.cli import InProcess, Remote, assess_parser, main, run_assess
+from app.safety import CrisisResources
+
+from .conftest import API_KEY, REPO
+from .fakes import MODEL, FakeAssessor, fake_service_app
+
+POSTS = [("a1", "Nothing has felt worth doing for weeks and I sleep all day."), ("a2", ""), ("a3", "   "),
+         ("a4", "x" * 61), ("a5", "I want to kill myself tonight."), ("a6", "We had a lovely picnic.")]
+
+
+class FakeInProcess(InProcess):
+    async def start(self):
+        self.assessor, self.model, self.resources = FakeAssessor(), MODEL, CrisisResources()
+        return MODEL.model_dump()
+
+
+def write_csv(path: Path, rows) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text"])
+        w.writerows(rows)
+    return path
+
+
+def args_for(tmp_path, out: str, *extra: str):
+    return assess_parser().parse_args([str(tmp_path / "in.csv"), "--output", str(tmp_path / out), "--tasks",
+                                       "DR,t-sid", "--locale", "en-US", "--concurrency", "2", *extra])
+
+
+def without_latency(lines: list[dict]) -> list[dict]:
+    return [{k: v for k, v in line.items() if k != "latency_ms"} for line in lines]
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def live_app(monkeypatch):
+    """The real app (routes, auth, errors) with a fake engine behind it; an API key is configured."""
+    monkeypatch.setenv("MENTAL_R1_API_KEY", API_KEY)
+    return fake_service_app(monkeypatch, max_text_chars=60)
+
+
+async def through_the_api(app, args):
+    async with app.router.lifespan_context(app):
+        await asyncio.sleep(0)  # the (fake) loader runs
+        return await run_assess(args, Remote(args, transport=httpx.ASGITransport(app)))
+
+
+def test_in_process_and_url_write_the_same_lines(tmp_path, live_app):
+    write_csv(tmp_path / "in.csv", POSTS)
+    local_args = args_for(tmp_path, "local.jsonl", "--max-text-chars", "60")
+    url_args = args_for(tmp_path, "url.jsonl", "--url", "http://service")
+    local = asyncio.run(run_assess(local_args, FakeInProcess(local_args)))
+    remote = asyncio.run(through_the_api(live_app, url_args))
+
+    got = read(tmp_path / "local.jsonl")
+    assert without_latency(got) == without_latency(read(tmp_path / "url.jsonl"))
+    assert local == remote
+    assert [line["id"] for line in got] == [p[0] for p in POSTS]
+    assert got[1]["error"] == {"type": "invalid_request", "message": "text: Value error, text is empty or only whitespace"}
+    assert got[3]["error"] == {"type": "invalid_request", "message": "text is 61 characters; the limit is 60"}
+    crisis = got[4]["safety"]
+    assert crisis["crisis"] and any("988" in r["contact"] for r in crisis["resources"])  # the locale applies
+    assert [a["task"] for a in got[0]["assessments"]] == ["DR", "t-sid"] and "text" not in got[0]
+    assert local["rows"] == 6 and local["errors"] == {"invalid_request": 3} and local["crisis"] == 1
+
+
+def test_a_finished_output_is_not_redone(tmp_path):
+    write_csv(tmp_path / "in.csv", POSTS[:2])
+    args = args_for(tmp_path, "out.jsonl")
+    asyncio.run(run_assess(args, FakeInProcess(args)))
+    first = (tmp_path / "out.jsonl").read_bytes()
+    summary = asyncio.run(run_assess(args, FakeInProcess(args)))
+    assert (tmp_path / "out.jsonl").read_bytes() == first and summary["rows"] == 2
+
+
+def test_bad_options_fail_before_any_work(tmp_path):
+    write_csv(tmp_path / "in.csv", POSTS[:1])
+    for extra, fragment in [(["--tasks", "DR,nope"], "unknown task"), (["--max-tokens", "5"], "max_tokens"),
+                            (["--locale", "not a locale"], "locale")]:
+        args = assess_parser().parse_args([str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.jsonl"), *extra])
+        with pytest.raises(BatchError, match=fragment):
+            asyncio.run(run_assess(args, FakeInProcess(args)))
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_url_with_a_wrong_key_stops_with_a_message(tmp_path, live_app, monkeypatch):
+    write_csv(tmp_path / "in.csv", POSTS[:1])
+    monkeypatch.setenv("MENTAL_R1_API_KEY", "wrong")
+    args = args_for(tmp_path, "out.jsonl", "--url", "http://service")
+    with pytest.raises(BatchError, match="invalid API key.*MENTAL_R1_API_KEY"):
+        asyncio.run(through_the_api(live_app, args))
+
+
+def test_url_retries_503_and_429_then_takes_the_answer(tmp_path):
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if request.url.path == "/tasks":
+            return httpx.Response(200, json=[{"id": "DR"}])
+        if request.url.path == "/readyz":
+            return httpx.Response(200, json={"status": "ready", "model": MODEL.model_dump()})
+        if calls.count("/assess") == 1:
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"error": {"type": "unavailable",
+                                                                                       "message": "full"}})
+        if calls.count("/assess") == 2:
+            return httpx.Response(429, headers={"Retry-After": "0"})
+        return httpx.Response(504, json={"error": {"type": "timeout", "message": "exceeded its 1 s deadline"}})
+
+    write_csv(tmp_path / "in.csv", POSTS[:1])
+    args = assess_parser().parse_args([str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.jsonl"), "--url", "http://s"])
+    asyncio.run(run_assess(args, Remote(args, transport=httpx.MockTransport(handler))))
+    assert calls.count("/assess") == 3
+    assert read(tmp_path / "o.jsonl")[0]["error"] == {"type": "timeout", "message": "exceeded its 1 s deadline"}
+
+
+def test_the_readme_example_file_and_pandas_snippet(tmp_path, capsys):
+    out = tmp_path / "posts.jsonl"
+    args = assess_parser().parse_args([str(REPO / "docs/examples/posts.csv"), "-o", str(out), "--tasks", "DR,t-sid"])
+    summary = asyncio.run(run_assess(args, FakeInProcess(args)))
+    assert summary["rows"] == 8 and summary["errors"] == {"invalid_request": 1}
+    code = next(b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL) if "read_json" in b)
+    exec(code.replace("runs/posts.jsonl", str(out)), {})  # noqa: S102 - the README's own example
+    printed = capsys.readouterr().out
+    assert "p5" in printed.split("crisis:")[1] and "t-sid" in printed and "DR" in printed
+
+
+def test_console_script_and_commands(capsys):
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["mental-r1"] == "app.cli:main"
+    main([])
+    assert "serve" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "--help"])  # the service's own flags
+    assert e.value.code == 0 and "--kv-cache-gib" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown command 'bogus'"):
+        main(["bogus"])
+
+
+# ---------------------------------------------------------------------------------------------- real engines
+
+def cli(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "app.cli", "assess", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=env, check=False)
+
+
+def top_margin(line: dict, task: str) -> float:
+    probs = sorted(next(a for a in line["assessments"] if a["task"] == task)["probabilities"].values())
+    return probs[-1] - probs[-2]
+
+
+@pytest.mark.slow
+def test_batch_on_a_tiny_model_with_bad_rows_interrupted_and_resumed(tmp_path, base_model_dir):
+    from training.models import build_tiny_model
+
+    model = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    rows = [(f"r{i}", f"Post number {i}: the week was long and I slept badly.") for i in range(60)]
+    rows[3], rows[10], rows[25] = ("r3", ""), ("r10", " \n "), ("r25", "y" * 301)
+    src = write_csv(tmp_path / "in.csv", rows)
+    common = [str(src), "--tasks", "DR,t-sid", "--model", str(model), "--max-tokens", "48", "--concurrency", "4",
+              "--kv-cache-gib", "0.25", "--max-text-chars", "300"]
+
+    full = cli(*common, "--output", str(tmp_path / "full.jsonl"))
+    assert full.returncode == 0, full.stderr[-3000:]
+    ref = read(tmp_path / "full.jsonl")
+    assert [line["row"] for line in ref] == list(range(60)) and [line["id"] for line in ref] == [r[0] for r in rows]
+    assert {i for i, line in enumerate(ref) if "error" in line} == {3, 10, 25}
+    assert "limit is 300" in ref[25]["error"]["message"] and "empty" in ref[3]["error"]["message"]
+    assert "rows 60: 57 assessed, 3 errors (invalid_request 3)" in full.stdout and "DR (n=57" in full.stdout
+    assert re.search(r"60/60 \[.*(row/s|s/row)\]", full.stderr)  # the progress bar: count, rate and time left
+
+    part = tmp_path / "part.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *common, "--output", str(part)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None and len(part.read_bytes().splitlines() if part.exists() else []) < 5:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    written = part.read_bytes()
+    assert proc.returncode != 0 and "run the same command to resume" in err, err[-2000:]
+    assert 5 <= len(written.splitlines()) < 60
+
+    resumed = cli(*common, "--output", str(part))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    got = read(part)
+    assert part.read_bytes().startswith(written[:written.rfind(b"\n") + 1])  # finished lines kept as they were
+    assert [line["row"] for line in got] == list(range(60))  # each row once, in order
+    assert "rows 60: 57 assessed" in resumed.stdout
+    for a, b in zip(got, ref, strict=True):
+        assert a["id"] == b["id"] and a.get("error") == b.get("error")
+        for task in ("DR", "t-sid") if "error" not in a else ():
+            la = next(x for x in a["assessments"] if x["task"] == task)["label"]
+            lb = next(x for x in b["assessments"] if x["task"] == task)["label"]
+            assert la == lb or top_margin(b, task) < 0.02  # a random model's near-ties may flip across batches
+
+
+@pytest.mark.slow
+def test_url_against_the_live_service_gives_the_labels_of_in_process(tmp_path, server):
+    rows = [("p1", "I cannot get out of bed and nothing I used to love feels worth it anymore."),
+            ("p2", ""),
+            ("p3", "Had a great weekend hiking with friends, feeling rested and happy."),
+            ("p4", "Work has been crushing me lately and I barely sleep before deadlines.")]
+    src = write_csv(tmp_path / "in.csv", rows)
+    common = [str(src), "--tasks", "DR,dreaddit", "--max-tokens", "64", "--concurrency", "2"]
+    local = cli(*common, "--output", str(tmp_path / "local.jsonl"), "--kv-cache-gib", "0.5",
+                "--max-text-chars", "2000")
+    assert local.returncode == 0, local.stderr[-3000:]
+    env = {**os.environ, "MENTAL_R1_API_KEY": API_KEY}
+    remote = cli(*common, "--output", str(tmp_path / "remote.jsonl"), "--url", server.url, env=env)
+    assert remote.returncode == 0, remote.stderr[-3000:]
+
+    a, b = load_done(tmp_path / "local.jsonl"), load_done(tmp_path / "remote.jsonl")
+    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
+    assert a[1]["error"] == b[1]["error"]
+    for i in (0, 2, 3):
+        assert a[i]["model"] == b[i]["model"]
+        assert [x["label"] for x in a[i]["assessments"]] == [x["label"] for x in b[i]["assessments"]], i
+        assert set(a[i]) == set(b[i])
+    assert local.stdout.splitlines()[0] == remote.stdout.splitlines()[0] == "rows 4: 3 assessed, 1 errors (invalid_request 1)"
