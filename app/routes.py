@@ -16,7 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import metrics
 from app.assessor import GenerationOptions
 from app.errors import ServiceError
-from app.safety import safety_block
+from app.safety import record_metrics, safety_block
 from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo, Usage
 from mental_r1.tasks import TASKS, get_task
 
@@ -59,7 +59,12 @@ async def _run_assessments(request: Request, body: AssessRequest):
         metrics.TASK_LATENCY.labels(task_id).observe(time.perf_counter() - t0)
         return a
 
-    return await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)))
+    async def model_screen():  # the crisis screen's model source, whatever the tasks, alongside them
+        screen = state.model_screen
+        return await state.assessor.risk_probabilities(body.text, screen.tasks, f"{rid}-screen") if screen else {}
+
+    *assessments, risk = await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)), model_screen())
+    return assessments, risk
 
 
 # every status /assess can answer with, so the OpenAPI schema documents them (400: a body that is not
@@ -101,7 +106,7 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
                     return JSONResponse({"error": {"type": "client_closed", "message": "client disconnected"}},
                                         status_code=499)
                 raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
-            assessments = work.result()
+            assessments, risk = work.result()
         finally:
             state.in_flight -= 1
             metrics.IN_FLIGHT.dec()
@@ -127,13 +132,12 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
             metrics.REQUESTS.labels(t, str(status)).inc()
         metrics.LATENCY.observe(time.perf_counter() - t0)
 
-    safety = safety_block(body.text, assessments, state.resources, body.locale)
+    safety = safety_block(body.text, assessments, state.resources, body.locale, risk, state.model_screen)
+    record_metrics(safety)
     for a in assessments:
         metrics.LABELS.labels(a.task, a.label).inc()
         if not a.format_valid:
             metrics.FORMAT_INVALID.labels(a.task).inc()
-    for s in safety.signals if safety.crisis else []:
-        metrics.CRISIS.labels(s).inc()
     usage = Usage(prompt_tokens=sum(a.usage.prompt_tokens for a in assessments),
                   completion_tokens=sum(a.usage.completion_tokens for a in assessments))
     return AssessResponse(assessments=assessments, safety=safety, model=state.model_info, usage=usage,

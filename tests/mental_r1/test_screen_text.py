@@ -18,8 +18,8 @@ def hits(text: str) -> dict[str, tuple[str, str, bool]]:
 CASES = {
     "suicidal_ideation": (
         ["I want to kill myself", "thinking about ending my life", "I'm going to take my own life",
-         "I've been suicidal for weeks", "I just need to die", "I really want to die and will try at the next "
-         "chance I get", "honestly kms", "planning to end it all this weekend", "I want to unalive myself",
+         "I've been suicidal for weeks", "I just need to die", ("I really want to die and will try at the next "
+         "chance I get"), "honestly kms", "planning to end it all this weekend", "I want to unalive myself",
          "i'll kill him and then myself"],
         ["This movie killed it, I laughed to death", "My exam is killing me", "I'm dying to see that show",
          "Cross my heart and hope to die", "I thought I was going to die on that rollercoaster",
@@ -34,8 +34,8 @@ CASES = {
          "I didn't wake up on time", "My mom is going to kill me when she sees the car",
          "This sofa is worth buying", "I'd rather die than wear that outfit"]),
     "suicide_method": (
-        ["I've been saving up my pills", "I took a handful of pills last night", "I keep thinking about "
-         "jumping off the bridge", "I bought a rope and tied a noose", "I'm about to start cutting my wrist again",
+        ["I've been saving up my pills", "I took a handful of pills last night", ("I keep thinking about "
+         "jumping off the bridge"), "I bought a rope and tied a noose", "I'm about to start cutting my wrist again",
          "sometimes I want to step in front of a train", "what's the most painless way to die",
          "how many tylenol would kill me", "i want to overdose"],
         ["I took my meds this morning", "We jumped off the boat into the lake", "I broke my wrist skating",
@@ -61,8 +61,8 @@ CASES = {
         ["I can't take this anymore", "I can't do this anymore", "I can't go on like this", "I feel so trapped",
          "there's no way out", "what's the point of living", "I want it all to end", "make the pain stop",
          "I just want to disappear forever", "I'm giving up on life"],
-        ["I can't take the bus today", "Is there a way out of the parking garage?", "I can't keep going to "
-         "that gym", "I want this meeting to end soon", "I'm giving up sugar for lent",
+        ["I can't take the bus today", "Is there a way out of the parking garage?", ("I can't keep going to "
+         "that gym"), "I want this meeting to end soon", "I'm giving up sugar for lent",
          "I want to disappear from social media for a while"]),
     "violent_thoughts": (
         ["I could kill someone right now", "I want to hurt him for what he did"],
