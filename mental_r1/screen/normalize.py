@@ -53,7 +53,7 @@ CENSORED_WORDS = ("kill", "killing", "killed", "myself", "suicide", "suicidal", 
 
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2018\u2019\u201b\u02bc\u02b9\u0060\u00b4\u2032\uff07"})
 _DASHES = str.maketrans({c: "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63\uff0d"})
-_LEET_WORD = re.compile(r"[a-z0-9@$+!|]*[a-z][a-z0-9@$+!|]*")
+_TOKEN = re.compile(r"\S+")
 _CENSORED_WORD = re.compile(r"\b[a-z]+(?:\*+[a-z]+)+")
 _SPACED = re.compile(r"\b[a-z](?:[ .\-_*][a-z]){2,}\b")
 _REPEAT = re.compile(r"([a-z])\1{2,}")
@@ -73,10 +73,14 @@ def _deleet(word: str, i_or_l: str) -> str:
         return word
     out = []
     for k, c in enumerate(word):
-        inner = 0 < k < len(word) - 1
-        if c in LEET and (c.isdigit() or c in "@$" or inner):
+        # digits stand for letters in a word with letters; symbols only between letters ("k!ll", not "die!!"),
+        # and @ and $ also before one ("$uicide")
+        before = k > 0 and (word[k - 1].isalpha() or word[k - 1] in LEET)
+        after = k + 1 < len(word) and (word[k + 1].isalpha() or word[k + 1] in LEET or word[k + 1] in "1")
+        symbol_ok = after and (before or c in "@$")
+        if c in LEET and (c.isdigit() or symbol_ok):
             out.append(LEET[c])
-        elif c in LEET_I_OR_L and (c == "1" or inner):
+        elif c in LEET_I_OR_L and (c == "1" or symbol_ok):
             out.append(i_or_l)
         else:
             out.append(c)
@@ -85,6 +89,8 @@ def _deleet(word: str, i_or_l: str) -> str:
 
 def _uncensor(match: re.Match) -> str:
     word = match.group(0)
+    if len(word) > 24:  # no crisis word is that long (and a pattern built from a huge word is slow to compile)
+        return word
     pattern = re.compile("".join(r"[a-z]{1,2}" if c == "*" else re.escape(c) for c in re.sub(r"\*+", "*", word)))
     hits = [w for w in CENSORED_WORDS if pattern.fullmatch(w)]
     return hits[0] if len(hits) == 1 else word
@@ -108,7 +114,7 @@ def variants(text: str) -> list[str]:
     base = canonical(text)
     forms = []
     for i_or_l in ("i", "l"):
-        form = _LEET_WORD.sub(lambda m, r=i_or_l: _deleet(m.group(0), r), base)
+        form = _TOKEN.sub(lambda m, r=i_or_l: _deleet(m.group(0), r), base)
         form = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), form)
         forms += [form, _REPEAT.sub(r"\1", form), _REPEAT.sub(r"\1\1", form)]
     return list(dict.fromkeys(forms))  # unique, in order

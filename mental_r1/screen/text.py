@@ -106,8 +106,11 @@ def _negated(clause: str) -> bool:
     return any(w.replace("'", "") in _NEG or w.endswith("n't") for w in words)
 
 
+CLAUSE_CHARS = 160  # how far back a clause is looked for (bounded: a post with many matches stays linear)
+
+
 def _hit(category: str, form: str, m: re.Match) -> TextHit | None:
-    before = form[:m.start()]
+    before = form[max(0, m.start() - CLAUSE_CHARS):m.start()]
     ends = list(_CLAUSE_END.finditer(before))
     clause = before[ends[-1].end():] if ends else before
     subject, negated = _subject(category, form, m, clause), _negated(clause)

@@ -168,3 +168,14 @@ def test_normalisation_keeps_ordinary_text_and_apostrophes():
 def test_hits_hold_no_text():
     for h in text_hits("I want to kill myself. My friend cuts herself. I'm a burden."):
         assert set(vars(h)) == {"category", "level", "subject", "negated"}
+
+
+@pytest.mark.parametrize("text", ["1" * 4000, "suicide " * 500, "not " * 1000, "a*" * 2000, "k1 " * 1300,
+                                  "i want to kill myself. " * 170, "\u200b" * 4000])
+def test_adversarial_text_is_screened_quickly(text):
+    """No catastrophic backtracking or quadratic work on a 4,000-character post (the service's limit)."""
+    import time
+
+    t0 = time.perf_counter()
+    text_hits(text)
+    assert time.perf_counter() - t0 < 1.0  # ~20 ms here; generous for a loaded CI machine
