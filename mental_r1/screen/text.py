@@ -27,41 +27,45 @@ from dataclasses import dataclass
 from mental_r1.screen.lexicon import CONCERN, CRISIS, LEVELS, PATTERNS
 from mental_r1.screen.normalize import variants
 
-# clause boundaries: punctuation, conjunctions, and words that open a subordinate clause ("I never told anyone
-# how suicidal I am": the negation belongs to "told")
-_CLAUSE_END = re.compile(r"[.!?;:,()\[\]\n]| (?:but|and|so|because|cause|cuz|though|although|or|yet|then|how|what"
-                         r"|when|where|which|who|whether|if) ")
+
+def _wordset(words: str) -> frozenset[str]:
+    return frozenset(words.split())
+
+
+# clause boundaries: punctuation, conjunctions, and words that open a subordinate clause ("I never told
+# anyone how suicidal I am": the negation belongs to "told")
+_CLAUSE_END = re.compile(r"[.!?;:,()\[\]\n]| (?:but|and|so|because|cause|cuz|though|although|or|yet|then"
+                         r"|how|what|when|where|which|who|whether|if) ")
 _NEG = {"not", "no", "never", "nor", "neither", "cannot", "cant", "dont", "didnt", "doesnt", "wont", "wouldnt",
-        "couldnt", "shouldnt", "isnt", "arent", "wasnt", "werent", "havent", "hasnt", "hadnt", "aint", "nt"}
+        "couldnt", "shouldnt", "isnt", "arent", "wasnt", "werent", "havent", "hasnt", "hadnt", "aint"}
 # forms with a negation word that do not negate what follows them
 _PSEUDO_NEG = re.compile(
     r"\b(?:not|n't) (?:even |really )?(?:kidding|joking|lying|sure|only|just|gonna lie|going to lie|to be)\b"
     r"|\b(?:can'?t|cannot|couldn'?t|won'?t|wont) (?:stop|help)\b|\b(?:don'?t|dont|do not) (?:know|care)\b"
-    r"|\bwhy (?:not|don'?t|dont|doesn'?t|didn'?t|haven'?t|won'?t|can'?t|wouldn'?t)\b|\bno (?:one|body|joke|cap|lie)\b"
-    r"|\bnot (?:a )?(?:day|night|moment|hour) goes by\b|\bnever (?:felt|been) (?:so|this|more)\b")
-_SELF = {"i", "i'm", "im", "i'd", "id", "i've", "ive", "i'll", "me", "my", "mine", "myself", "meself", "my self",
-         "kms", "we", "our", "ourselves", "us"}
-_OTHER = {"he", "she", "they", "him", "her", "them", "his", "hers", "their", "himself", "herself", "themselves",
-          "themself", "you", "your", "yourself", "yourselves", "u", "ur", "urself", "kys", "he's", "she's", "they're",
-          "hes", "shes", "theyre", "someone", "somebody", "anyone", "everyone", "people", "person", "man", "men",
-          "woman", "women", "guy", "guys", "girl", "girls", "boy", "boys", "kid", "kids", "child", "children", "teen",
-          "teens", "teenager", "teenagers", "student", "students", "veteran", "veterans", "soldier", "soldiers",
-          "friend", "friends", "bestie", "bf", "gf", "boyfriend", "girlfriend", "partner", "husband", "wife", "ex",
-          "mom", "mum", "mother", "dad", "father", "parent", "parents", "brother", "sister", "sibling", "siblings",
-          "son", "daughter", "cousin", "aunt", "uncle", "grandma", "grandpa", "grandmother", "grandfather",
-          "roommate", "classmate", "coworker", "colleague", "neighbor", "neighbour", "patient", "patients",
-          "client", "clients", "female", "male", "victim", "victims", "user", "users", "fan", "fans", "celebrity",
-          "actor", "actress", "singer", "rapper", "member", "youth"}
+    r"|\bwhy (?:not|don'?t|dont|doesn'?t|didn'?t|haven'?t|won'?t|can'?t|wouldn'?t)\b"
+    r"|\bno (?:one|body|joke|cap|lie)\b|\bnot (?:a )?(?:day|night|moment|hour) goes by\b"
+    r"|\bnever (?:felt|been) (?:so|this|more)\b")
+_SELF = _wordset("i i'm im i'd id i've ive i'll me my mine myself meself kms we our ourselves us") | {"my self"}
+_OTHER = _wordset("""
+    he she they him her them his hers their himself herself themselves themself you your yourself yourselves u
+    ur urself kys he's she's they're hes shes theyre someone somebody anyone everyone people person man men
+    woman women guy guys girl girls boy boys kid kids child children teen teens teenager teenagers student
+    students veteran veterans soldier soldiers friend friends bestie bf gf boyfriend girlfriend partner husband
+    wife ex mom mum mother dad father parent parents brother sister sibling siblings son daughter cousin aunt
+    uncle grandma grandpa grandmother grandfather roommate classmate coworker colleague neighbor neighbour
+    patient patients client clients female male victim victims user users fan fans celebrity actor actress
+    singer rapper member youth""")
 # pronouns inside a phrase that make it someone else's ("kill herself", "end his life"); not "you", the
 # addressee of a farewell ("by the time you read this")
-_OTHER_INSIDE = {"him", "her", "them", "his", "their", "himself", "herself", "themselves", "themself", "your",
-                 "yourself", "yourselves", "ur", "urself", "kys"}
-_TOPICAL = {"rate", "rates", "prevention", "awareness", "statistics", "stats", "research", "epidemic", "crisis",
-            "deaths", "death", "month",
-            "day", "week", "squad", "bomber", "bombers", "bombing", "attack", "attacks", "mission", "door", "doors"}
-_TOLD_TO = re.compile(r"(?:(?:told|tell|tells|telling|asked|asks|asking|wants?|wanted|begged|urged|urging) me|"
-                      r"(?:was|been|being|get|got|getting|am|are|is) told|said (?:that )?i should|"
-                      r"(?:tells?|told|telling) me (?:that )?i should|you should|go) (?:to |2 )?$")
+_OTHER_INSIDE = _wordset("him her them his their himself herself themselves themself your yourself yourselves ur"
+                         " urself kys")
+# words after a phrase that make it a topic, not a person's statement ("suicide rates", "overdose crisis")
+_TOPICAL = _wordset("rate rates prevention awareness statistics stats research epidemic crisis deaths death month"
+                    " day week bomber bombers bombing attack attacks mission door doors")
+# someone else telling the poster to do it ("was told to kill myself")
+_TOLD_TO = re.compile(r"\b(?:(?:told|tell|tells|telling|asked|asks|asking|wants?|wanted|begged|urged|urging) me"
+                      r"|(?:was|been|being|get|got|getting|am|are|is) told|said (?:that )?i should"
+                      r"|(?:tells?|told|telling) me (?:that )?i should) (?:to |2 )?$")
 _WORD = re.compile(r"[a-z][a-z']*")
 NEGATION_WINDOW = 3  # words before a phrase in which a negation counts
 SUBJECT_WINDOW = 8  # words before a phrase searched for its subject
