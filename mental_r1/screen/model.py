@@ -62,7 +62,10 @@ def model_key(name: str, version: str) -> str:
 
 def load_model_screen(name: str, version: str, path: Path = THRESHOLDS_FILE) -> ModelScreen | None:
     key = model_key(name, version)
-    entry = json.loads(Path(path).read_text()).get(key) if Path(path).exists() else None
+    if not Path(path).exists():
+        raise FileNotFoundError(f"crisis-screen thresholds file {path} does not exist; unset "
+                                "MENTAL_R1_SCREEN_THRESHOLDS_FILE to use the shipped one")
+    entry = json.loads(Path(path).read_text()).get(key)
     if entry is None:
         log.warning("no crisis-screen thresholds for model %s in %s: the model source of the screen is off "
                     "(fit them with training/screen_eval.py --write-thresholds)", key, path)

@@ -103,6 +103,9 @@ def test_model_key_drops_the_content_hash():
 
 def test_thresholds_file_round_trip(tmp_path, caplog):
     path = tmp_path / "thresholds.json"
+    with pytest.raises(FileNotFoundError, match="MENTAL_R1_SCREEN_THRESHOLDS_FILE"):
+        load_model_screen("m", "1.0.0", path)
+    path.write_text("{}")
     assert load_model_screen("m", "1.0.0", path) is None and "model source of the screen is off" in caplog.text
     write_model_screen("m@1.0.0", {"t-sid": 0.25, "Irf:perceived_burdensomeness": None}, {"on": "part A"}, path)
     got = load_model_screen("m", "1.0.0+sha256:0123", path)
