@@ -10,10 +10,11 @@ thresholds are fitted, part B is only measured. Report part B.
 Model source: `--model` (default: the embedded default model, as the service serves it) through vLLM and
 the service's own path (app.assessor.Assessor.risk_probabilities: label scoring without reasoning).
 Fit (part A): the thresholds of the two risk tasks (each one of the observed probabilities of the part's
-self-harm posts, or off) that maximise the whole screen's recall (text or model flags) while its flag rate
-on "no mental disorders" posts stays at most --max-flag-rate (default 0.08: a margin under the 10 %
-target for a part of ~130 such posts); ties go to fewer flags. `--write-thresholds` records them for the
-model in mental_r1/screen/thresholds.json, where the service reads them.
+self-harm posts, or off) that maximise the model source's own recall while its flags on "no mental
+disorders" posts stay within what the text source leaves of --max-flag-rate (default 0.08: a margin under
+the 10 % target for a part of ~130 such posts), so the whole screen stays within it; ties go to fewer
+flags (`fit_thresholds` says why not the whole screen's recall). `--write-thresholds` records them for the
+model in mental_r1/screen/thresholds.json (or --thresholds-file), where the service reads them.
 A flag is a level other than none (concern or crisis; mental_r1/screen). Writes the JSON (figures, the
 thresholds, every row's part, label, text level and probabilities; no text) and `<output stem>.md` (the
 markdown table, also printed).
@@ -84,18 +85,26 @@ def rates(rows: list[Row], source: str, thresholds: dict[str, float | None]) -> 
 
 
 def fit_thresholds(rows: list[Row], max_flag_rate: float) -> dict[str, float | None]:
-    """Thresholds per risk task maximising the whole screen's recall on `rows` with its flag rate on
-    "no mental disorders" rows ≤ max_flag_rate; ties: fewer of those flags, then fewer flags overall.
-    Candidates are the self-harm rows' probabilities (a threshold between two of them flags the same
-    self-harm rows and more others) and None (task off)."""
+    """Thresholds per risk task for the model source, on its own merit: the highest recall of the model
+    alone on `rows` whose flags on "no mental disorders" rows stay within the budget the text source leaves
+    (max_flag_rate minus the text's own flag rate there), so that the whole screen stays within
+    max_flag_rate. Ties: fewer of those flags, then fewer flags overall. Candidates are the self-harm rows'
+    probabilities (a threshold between two of them flags the same self-harm rows and more others) and None
+    (task off).
+
+    Why not maximise the whole screen's recall: the lexicon was written while reading these rows, so the
+    text source misses fewer of them than it will of new posts, and a fit on the whole screen would
+    undervalue the model for exactly the posts the lexicon has not seen."""
     tasks = sorted({t for r in rows for t in r.probabilities})
     positives = [r for r in rows if r.label == RISK]
+    calm = [r for r in rows if r.label == BUDGET_LABEL]
+    allowed = max_flag_rate * len(calm) - sum(r.text_level != "none" for r in calm)
     candidates = [[None, *sorted({r.probabilities[t] for r in positives if t in r.probabilities})] for t in tasks]
     best, best_key = dict.fromkeys(tasks), None
     for combo in itertools.product(*candidates):
         th = dict(zip(tasks, combo))
-        r = rates(rows, "text + model", th)
-        if r[BUDGET_LABEL]["n"] and r[BUDGET_LABEL]["flagged"] / r[BUDGET_LABEL]["n"] > max_flag_rate:
+        r = rates(rows, "model", th)
+        if r[BUDGET_LABEL]["flagged"] > allowed + 1e-9:
             continue
         key = (r[RISK]["flagged"], -r[BUDGET_LABEL]["flagged"], -sum(v["flagged"] for v in r.values()))
         if best_key is None or key > best_key:
@@ -181,7 +190,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--kv-cache-gib", type=float, default=2.0)
     ap.add_argument("--write-thresholds", action="store_true",
-                    help=f"record the fitted thresholds for the model in {THRESHOLDS_FILE.name}")
+                    help="record the fitted thresholds for the model in --thresholds-file")
+    ap.add_argument("--thresholds-file", type=Path, default=THRESHOLDS_FILE,
+                    help="where the service reads them (MENTAL_R1_SCREEN_THRESHOLDS_FILE); default: the shipped file")
     ap.add_argument("--output", required=True, type=Path)
     args = ap.parse_args(argv)
     if args.write_thresholds and (args.text_only or args.limit):
@@ -233,8 +244,8 @@ def main(argv: list[str] | None = None) -> None:
         write_model_screen(model_name, thresholds, {
             "on": "t-sid test half, part A (training/screen_eval.py)", "max_flag_rate": args.max_flag_rate,
             "part_b": {"recall": b[RISK]["rate"], "flag_rate": {lab: b[lab]["rate"] for lab in OTHERS}},
-            "date": datetime.date.today().isoformat(), "results": str(args.output)})
-        print(f"\nwrote the thresholds of {model_name} to {THRESHOLDS_FILE}")
+            "date": datetime.date.today().isoformat(), "results": str(args.output)}, args.thresholds_file)
+        print(f"\nwrote the thresholds of {model_name} to {args.thresholds_file}")
     print(f"\nwrote {args.output} and {args.output.with_suffix('.md')}")
 
 
