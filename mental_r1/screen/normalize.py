@@ -4,18 +4,20 @@ The lexicon (lexicon.py) is written in lower-case ASCII; `variants(text)` turns 
 matched in:
 1. NFKC: fullwidth (ｋｉｌｌ), mathematical alphanumerics (𝐤𝐢𝐥𝐥, 𝓀𝒾𝓁𝓁), circled and superscript letters,
    ligatures → plain letters.
-2. Look-alikes (CONFUSABLES): Cyrillic, Greek, Armenian and Cherokee letters and Latin small capitals that
+2. Accents, combining marks and invisible format characters (zero-width spaces and joiners, soft hyphens,
+   bidi controls, variation selectors) are removed.
+3. Look-alikes (CONFUSABLES): Cyrillic, Greek, Armenian and Cherokee letters and Latin small capitals that
    render like a Latin letter (Cyrillic "кіll" → "kill"); a hand-picked subset of Unicode's confusables.txt
-   for the 26 letters the lexicon uses. Applied to every character, so a post in Russian or Greek becomes
-   Latin-looking gibberish; the lexicon is English and that gibberish cannot spell its phrases.
-3. Accents, combining marks and invisible format characters (zero-width spaces and joiners, soft hyphens,
-   bidi controls, variation selectors) are removed; case is folded; curly apostrophes become "'".
-4. Leetspeak inside words that contain letters (k1ll, su1c1de, $uicide, d!e): digits and symbols become the
-   letters they stand for. "1", "!" and "|" stand for either i or l, so both readings are matched.
-5. Censoring inside words (k*ll, s**cide): a word with "*" between letters that matches exactly one word of
-   CENSORED_WORDS becomes that word.
-6. Spaced-out letters (k i l l, k.i.l.l, k-i-l-l): runs of three or more single letters are joined.
+   for the 26 letters the lexicon uses, applied before and after case folding. Applied to every character,
+   so a post in Russian or Greek becomes Latin-looking gibberish; the lexicon is English and that gibberish
+   cannot spell its phrases. Curly apostrophes become "'", dashes "-".
+4. Censoring inside words (k*ll, s**cide): a word with "*" between letters that matches exactly one word of
+   CENSORED_WORDS becomes that word; then quotes and emphasis marks go ('is "worth" living').
+5. Spaced-out letters (k i l l, k.i.l.l, k-i-l-l): runs of three or more single letters are joined.
+6. Leetspeak (k1ll, su1c1de, $uicide, k!ll): in a word with letters, digits become the letters they stand
+   for; symbols only between letters. "1", "!" and "|" read as i in one form and l in another.
 7. Letters repeated three times or more (diiie, killlll) are matched both squeezed to one and to two.
+Steps 1-5 give `canonical`; 6 and 7 give the few forms of `variants`.
 This is for matching only: the service never returns or logs the normalised text.
 """
 
@@ -97,13 +99,12 @@ def _uncensor(match: re.Match) -> str:
 
 
 def canonical(text: str) -> str:
-    """Steps 1-3 and 5-6: one lower-case, mostly ASCII string (leetspeak and repeats are in `variants`)."""
+    """Steps 1-5: one lower-case, mostly ASCII string (leetspeak and repeats are in `variants`)."""
     # look-alikes before case folding (Cherokee and Greek capitals fold to other look-alikes) and after it
     t = _strip_marks(unicodedata.normalize("NFKC", text)).translate(CONFUSABLES)
     t = t.casefold().translate(CONFUSABLES).translate(_APOSTROPHES).translate(_DASHES)
     t = _CENSORED_WORD.sub(_uncensor, t)
     t = _EMPHASIS.sub("", t)  # quotes and emphasis marks around words: 'is "worth" living', '*kill*'
-
     t = _SPACED.sub(lambda m: re.sub(r"[ .\-_*]", "", m.group(0)), t)
     return _SPACE.sub(" ", t).strip()
 
