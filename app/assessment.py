@@ -16,6 +16,7 @@ from app.assessor import Assessor, GenerationOptions
 from app.errors import ServiceError
 from app.safety import CrisisResources, safety_block
 from mental_r1.schemas import AssessRequest, AssessResponse, ModelInfo, Usage
+from mental_r1.screen.model import ModelScreen
 from mental_r1.tasks import get_task
 
 
@@ -26,8 +27,10 @@ def check_length(text: str, max_chars: int) -> None:
 
 
 async def assess_request(assessor: Assessor, body: AssessRequest, resources: CrisisResources,
-                         model: ModelInfo, request_id: str | None = None) -> AssessResponse:
-    """Every requested task assessed concurrently, then the safety block and the response around them."""
+                         model: ModelInfo, model_screen: ModelScreen | None = None,
+                         request_id: str | None = None) -> AssessResponse:
+    """Every requested task assessed concurrently with the crisis screen's model source (whatever the tasks),
+    then the safety block and the response around them."""
     t0 = time.perf_counter()
     opts = GenerationOptions(max_tokens=body.max_tokens, temperature=body.temperature, top_p=body.top_p,
                              seed=body.seed)
@@ -39,8 +42,14 @@ async def assess_request(assessor: Assessor, body: AssessRequest, resources: Cri
         metrics.TASK_LATENCY.labels(task_id).observe(time.perf_counter() - t)
         return a
 
-    assessments = await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)))
-    safety = safety_block(body.text, assessments, resources, body.locale)
+    async def risk():
+        if model_screen is None:
+            return {}
+        return await assessor.risk_probabilities(body.text, model_screen.tasks, f"{rid}-screen")
+
+    *assessments, risk_probabilities = await asyncio.gather(*(one(i, t) for i, t in enumerate(body.task_ids)),
+                                                            risk())
+    safety = safety_block(body.text, assessments, resources, body.locale, risk_probabilities, model_screen)
     usage = Usage(prompt_tokens=sum(a.usage.prompt_tokens for a in assessments),
                   completion_tokens=sum(a.usage.completion_tokens for a in assessments))
     return AssessResponse(assessments=assessments, safety=safety, model=model, usage=usage,

@@ -12,6 +12,9 @@ Both the service and `training/evaluate.py` use this class, so evaluation number
    model's tokens, never from a number it writes.
 3. Complete: the mental_state stage and the answer are written from the chosen label
    (contract.committed_completion); the format report describes what the model generated.
+
+The crisis screen's model source (`risk_probabilities`, mental_r1/screen/model.py) reuses the scoring step
+alone: no reasoning, one 1-token request per risk task, on every request whatever its tasks.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from dataclasses import dataclass
 from mental_r1.calibration import Calibration
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix, committed_completion, parse_completion
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
-from mental_r1.tasks import Task
+from mental_r1.screen.model import risk_probability
+from mental_r1.tasks import Task, get_task
 
 CPU_BLOCK_SIZE = 32
 
@@ -75,6 +79,11 @@ def chain_rule(conts: list[list[int]], table: dict[tuple[int, ...], dict[int, fl
     return [sum(table[tuple(c[:k])][c[k]] for k in range(len(c)) if tuple(c[:k]) in table) for c in conts]
 
 
+def label_continuations(task: Task) -> list[str]:
+    """What is scored at the commit point for each label: its sentence closing the mental_state stage."""
+    return [lab.text + "</mental_state>" for lab in task.labels]
+
+
 class Assessor:
     def __init__(self, engine, tokenizer, calibration: Calibration | None = None):
         self.engine = engine
@@ -120,6 +129,32 @@ class Assessor:
             for i, (node, kids) in enumerate(children.items())))
         return chain_rule(conts, dict(zip(children, results)))
 
+    async def first_branch_logprobs(self, prefix_ids: list[int], continuations: list[str],
+                                    request_id: str) -> list[float]:
+        """log P(token | prefix + shared tokens) of each continuation's token where the continuations first
+        diverge: the shallowest node of `scoring_nodes`, one 1-token request. A cheap ranking of the
+        continuations when only their first distinguishing token matters (the crisis screen)."""
+        conts = [self._ids(c) for c in continuations]
+        nodes = scoring_nodes(conts)
+        node = min(nodes, key=len)  # every continuation passes through it: the ones above it were left out
+        table = {node: await self._next_token_logprobs(prefix_ids + list(node), sorted(nodes[node]), request_id)}
+        return chain_rule(conts, table)
+
+    async def risk_probabilities(self, text: str, task_ids: list[str], request_id: str) -> dict[str, float]:
+        """The model source of the crisis screen (mental_r1/screen/model.py): P(risk label) of each task from
+        its first distinguishing label token at the commit point of an empty reasoning; no generation, one
+        1-token request per task, all concurrent."""
+        empty_reasoning = self._ids(commit_prefix(""))
+
+        async def one(i: int, task: Task) -> float:
+            prompt_ids = self._ids(build_prompt(self.tokenizer, text, task.question, task.label_names))
+            logps = await self.first_branch_logprobs(prompt_ids + empty_reasoning, label_continuations(task),
+                                                     f"{request_id}-{i}")
+            return risk_probability(task.id, dict(zip(task.label_names, logps)))
+
+        probs = await asyncio.gather(*(one(i, get_task(t)) for i, t in enumerate(task_ids)))
+        return dict(zip(task_ids, probs))
+
     async def assess(self, text: str, task: Task, opts: GenerationOptions,
                      request_id: str | None = None) -> TaskAssessment:
         from vllm import SamplingParams
@@ -131,8 +166,7 @@ class Assessor:
         out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
         prefix = commit_prefix(out.text)
 
-        logps = await self.label_logprobs(prompt_ids + self._ids(prefix),
-                                          [lab.text + "</mental_state>" for lab in task.labels], f"{rid}-score")
+        logps = await self.label_logprobs(prompt_ids + self._ids(prefix), label_continuations(task), f"{rid}-score")
         raw = dict(zip(task.label_names, logps))
         probs = self.calibration.probabilities(task.id, raw)
         label = max(probs, key=probs.get)

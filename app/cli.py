@@ -60,7 +60,7 @@ class InProcess:
         overrides = {"model": args.model, "kv_cache_gib": args.kv_cache_gib, "max_text_chars": args.max_text_chars}
         self.settings = Settings(env="development", max_num_seqs=args.concurrency,
                                  **{k: v for k, v in overrides.items() if v is not None})
-        self.engine = None
+        self.engine = self.model_screen = None
 
     async def start(self) -> dict:
         from transformers import AutoTokenizer
@@ -71,6 +71,7 @@ class InProcess:
         from app.safety import CrisisResources
         from mental_r1.calibration import load_calibration
         from mental_r1.default_model import ensure_default_model
+        from mental_r1.screen.model import load_model_screen
 
         s, self.fatal = self.settings, (EngineDeadError,)
         folder = Path(s.model) if s.model else await asyncio.to_thread(ensure_default_model)
@@ -81,6 +82,7 @@ class InProcess:
         self.engine = build_engine(str(folder), max_model_len=s.max_model_len, kv_cache_gib=s.kv_cache_gib,
                                    max_num_seqs=s.max_num_seqs, enforce_eager=s.enforce_eager)
         self.assessor = Assessor(self.engine, AutoTokenizer.from_pretrained(str(folder)), load_calibration(folder))
+        self.model_screen = load_model_screen(self.model.name, self.model.version, s.screen_thresholds_file)
         return self.model.model_dump()
 
     async def assess(self, row: Row, request: dict) -> dict:
@@ -94,7 +96,7 @@ class InProcess:
         except ServiceError as e:
             return {"error": {"type": "invalid_request", "message": e.message}}
         try:
-            response = await assess_request(self.assessor, body, self.resources, self.model)
+            response = await assess_request(self.assessor, body, self.resources, self.model, self.model_screen)
         except self.fatal:
             raise BatchError("the inference engine died; rerun the same command to resume") from None
         except ValueError as e:  # the engine's input validation (e.g. a prompt over the context): this row only

@@ -41,6 +41,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     from app.assessor import Assessor, GenerationOptions, build_engine
     from mental_r1.calibration import load_calibration
     from mental_r1.default_model import ensure_default_model
+    from mental_r1.screen.model import load_model_screen
     from mental_r1.tasks import DEFAULT_TASK, get_task
 
     state = app.state
@@ -56,6 +57,8 @@ async def _load(app: FastAPI, settings: Settings) -> None:
             build_engine, str(folder), max_model_len=settings.max_model_len, kv_cache_gib=settings.kv_cache_gib,
             max_num_seqs=settings.max_num_seqs, enforce_eager=settings.enforce_eager)
         state.assessor = Assessor(state.engine, tokenizer, load_calibration(folder))
+        state.model_screen = load_model_screen(state.model_info.name, state.model_info.version,
+                                               settings.screen_thresholds_file)
         await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))
         state.ready = True
         log.info("model %s %s ready in %.1f s", state.model_info.name, state.model_info.version,
@@ -110,7 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.settings = settings
         state.resources = CrisisResources.from_file(settings.crisis_resources_file)
         state.ready = state.draining = state.engine_dead = False
-        state.engine = state.assessor = state.load_error = state.model_info = None
+        state.engine = state.assessor = state.load_error = state.model_info = state.model_screen = None
         state.in_flight = 0
         loader = asyncio.create_task(_load(app, settings))
         try:

@@ -15,3 +15,5 @@ CRISIS = Counter("mental_r1_crisis_flags", "Responses flagged as crisis, by sign
 FORMAT_INVALID = Counter("mental_r1_format_invalid", "Completions that broke the stage format.", ["task"])
 IN_FLIGHT = Gauge("mental_r1_requests_in_flight", "Assessment requests being processed.")
 ABORTED = Counter("mental_r1_aborted", "Requests aborted because the client disconnected.")
+SAFETY_FLAGS = Counter("mental_r1_safety_flags", "Responses the crisis screen flagged, by source (text, model) and "
+                       "the highest level that source raised (concern, crisis).", ["source", "level"])

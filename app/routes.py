@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app import metrics
 from app.assessment import assess_request, check_length
 from app.errors import ServiceError
+from app.safety import record_metrics
 from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
 from mental_r1.tasks import TASKS
 
@@ -71,7 +72,8 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
         metrics.IN_FLIGHT.inc()
         try:
             work = asyncio.ensure_future(
-                assess_request(state.assessor, body, state.resources, state.model_info, uuid.uuid4().hex))
+                assess_request(state.assessor, body, state.resources, state.model_info, state.model_screen,
+                               uuid.uuid4().hex))
             watch = asyncio.ensure_future(_until_disconnect(request))
             timeout = min(body.timeout_s or settings.request_timeout_s, settings.request_timeout_s)
             done, _pending = await asyncio.wait({work, watch}, timeout=timeout,
@@ -111,12 +113,11 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
             metrics.REQUESTS.labels(t, str(status)).inc()
         metrics.LATENCY.observe(time.perf_counter() - t0)
 
+    record_metrics(response.safety)
     for a in response.assessments:
         metrics.LABELS.labels(a.task, a.label).inc()
         if not a.format_valid:
             metrics.FORMAT_INVALID.labels(a.task).inc()
-    for s in response.safety.signals if response.safety.crisis else []:
-        metrics.CRISIS.labels(s).inc()
     response.latency_ms = round((time.perf_counter() - t0) * 1000, 1)  # admission included, as before
     return response
 

@@ -1,12 +1,9 @@
-"""Safety content of every response: the disclaimer, and crisis signals with resources.
+"""Safety content of every response: the disclaimer, the crisis screen's verdict and per-locale resources.
 
-Crisis detection runs on two sources so that a missed model label cannot hide an explicit statement:
-- the text itself: conservative patterns for explicit statements (categories after "Between Help and
-  Harm", JMIR Mental Health 2026: suicidal_ideation, self_harm, ...). Patterns catch explicit phrasing
-  only; indirect signals are exactly where models and keyword lists both fail, hence the disclaimer.
-- the assessment: a risk label (e.g. t-sid "suicide or self-harm tendency", Irf "perceived
-  burdensomeness: yes") or a mental_state stage that names suicide or self-harm.
-Resources come per locale from configuration (a JSON file), with an international default.
+The screen itself lives in the core (mental_r1/screen: a lexicon over the normalised text and the model's
+own risk-label probabilities, with the level rule), so the service, batch runs and the measurement
+(training/screen_eval.py) flag the same posts. This module adds what only the service has: the resources
+of the caller's locale (configuration: a JSON file, with an international default) and the metrics.
 """
 
 from __future__ import annotations
@@ -15,7 +12,10 @@ import json
 import re
 from pathlib import Path
 
+from app import metrics
 from mental_r1.schemas import CrisisResource, Safety, TaskAssessment
+from mental_r1.screen import screen
+from mental_r1.screen.model import ModelScreen
 
 DISCLAIMER = (
     "This assessment is research and screening support produced by a language model. It is not a "
@@ -23,21 +23,6 @@ DISCLAIMER = (
     "qualified professional; please consult one. If someone may be in danger, contact local emergency "
     "services now."
 )
-
-_PATTERNS: dict[str, list[str]] = {
-    "suicidal_ideation": [
-        r"\b(kill(ing)?|hang(ing)?|shoot(ing)?) my ?self\b", r"\bsuicid(e|al)\b", r"\bend(ing)? (it all|my life)\b",
-        r"\btake my (own )?life\b", r"\b(want|wanna|going|plan(ning)?) to die\b", r"\bdon'?t want to (live|be alive)\b",
-        r"\bbetter off (dead|without me)\b", r"\bno reason to live\b", r"\bnot wake up\b",
-    ],
-    "self_harm": [
-        r"\b(cut|cutting|burn|burning|hurt|hurting|harm|harming) my ?self\b", r"\bself[- ]?harm", r"\boverdos(e|ing)\b",
-    ],
-    "violent_thoughts": [r"\b(kill|hurt|shoot|stab) (him|her|them|someone|everyone|people)\b"],
-}
-_COMPILED = {cat: [re.compile(p, re.IGNORECASE) for p in ps] for cat, ps in _PATTERNS.items()}
-_RISK_LABELS = {("t-sid", "suicide or self-harm tendency"): "suicidal_ideation",
-                ("Irf:perceived_burdensomeness", "yes"): "perceived_burdensomeness"}
 
 DEFAULT_RESOURCES: dict[str, list[dict]] = {
     "default": [
@@ -55,20 +40,6 @@ DEFAULT_RESOURCES: dict[str, list[dict]] = {
     "IE": [{"name": "Samaritans", "contact": "call 116 123", "available": "24/7"},
            {"name": "Emergency services", "contact": "112 or 999"}],
 }
-
-
-def text_signals(text: str) -> set[str]:
-    return {cat for cat, pats in _COMPILED.items() if any(p.search(text) for p in pats)}
-
-
-def assessment_signals(a: TaskAssessment) -> set[str]:
-    out = set()
-    if cat := _RISK_LABELS.get((a.task, a.label)):
-        out.add(cat)
-    mental_state = next((s.text for s in a.stages if s.name == "mental_state"), None) or ""
-    if re.search(r"\b(suicid\w*|self[- ]?harm)", mental_state, re.IGNORECASE):
-        out.add("suicidal_ideation")
-    return out
 
 
 class CrisisResources:
@@ -93,11 +64,22 @@ class CrisisResources:
         return self.table["DEFAULT"]
 
 
-def safety_block(text: str, assessments: list[TaskAssessment], resources: CrisisResources,
-                 locale: str | None) -> Safety:
-    signals = text_signals(text)
-    for a in assessments:
-        signals |= assessment_signals(a)
-    crisis = bool(signals & {"suicidal_ideation", "self_harm", "perceived_burdensomeness"})
-    return Safety(disclaimer=DISCLAIMER, crisis=crisis, signals=sorted(signals),
-                  resources=resources.for_locale(locale) if crisis else [])
+def safety_block(text: str, assessments: list[TaskAssessment], resources: CrisisResources, locale: str | None,
+                 risk_probabilities: dict[str, float] | None = None, model_screen: ModelScreen | None = None) -> Safety:
+    """The response's safety block. `crisis` (older than `level`) is true whenever the level is not none, so
+    every response that carries resources says so, as before."""
+    level, signals = screen(text, assessments, risk_probabilities, model_screen)
+    flagged = level != "none"
+    return Safety(disclaimer=DISCLAIMER, crisis=flagged, level=level, signals=signals,
+                  resources=resources.for_locale(locale) if flagged else [])
+
+
+def record_metrics(safety: Safety) -> None:
+    """Flags by source (text, model) at the highest level that source raised, and by category: bounded labels,
+    never text."""
+    for source in ("text", "model"):
+        levels = {s.level for s in safety.signals if s.source == source}
+        if levels:
+            metrics.SAFETY_FLAGS.labels(source, "crisis" if "crisis" in levels else "concern").inc()
+    for category in sorted({s.category for s in safety.signals}):
+        metrics.CRISIS.labels(category).inc()

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mental_r1.screen.model import THRESHOLDS_FILE
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MENTAL_R1_", extra="ignore")
@@ -34,6 +36,8 @@ class Settings(BaseSettings):
     # security and safety
     api_key_hashes: str = Field("", description="Comma-separated SHA-256 hex digests of accepted API keys.")
     crisis_resources_file: Path | None = None
+    screen_thresholds_file: Path = Field(THRESHOLDS_FILE, description=(
+        "Crisis-screen thresholds per model (training/screen_eval.py --write-thresholds); default: the shipped file."))
 
     @field_validator("api_key_hashes")
     @classmethod

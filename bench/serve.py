@@ -13,7 +13,11 @@ The same IMHI test posts (one task each: the task of the post's dataset) go thro
   (b2) the same vLLM server driven by a client that also does (a)'s label scoring (the same trie of 1-token
       requests, through /v1/completions with logprob_token_ids): the same engine work as (a), so (a)/(b2)
       isolates what our API layer costs, while (a)/(b) also charges (a) for the scoring it does and (b) not,
-  (c) transformers `generate` in this process: batch 1, greedy, same max_tokens and stop strings.
+  (c) transformers `generate` in this process: batch 1, greedy, same max_tokens and stop strings,
+  (a0) our service with the crisis screen's model source off (an empty thresholds file), so (a)/(a0) is
+      what the screen costs (issue 12: at most 15 %). (a) screens with the thresholds of
+      MENTAL_R1_SCREEN_THRESHOLDS_FILE (default: the shipped file); to price the screen with every risk task
+      on, point it at a file that enables them all.
 (a), (b) and (b2) run at concurrency 1, 8 and 32; (c) runs sequentially on the concurrency-1 prompts.
 Both servers stay up for the whole session and every round runs the systems back to back (alternating
 which goes first), so drifting machine load hits all of them alike; each round uses fresh posts, so no
@@ -192,7 +196,7 @@ def uptime() -> str:
 def median_summary(rounds: list[dict], concurrencies: list[int]) -> dict:
     """Per system and concurrency: the median of each metric over rounds; then the ratios."""
     summary: dict = {}
-    for system in ("a_service", "b_vllm", "b2_vllm_plus_scoring", "c_transformers"):
+    for system in ("a_service", "a0_service_no_screen", "b_vllm", "b2_vllm_plus_scoring", "c_transformers"):
         for c in concurrencies:
             runs = [r["results"][system][str(c)] for r in rounds if str(c) in r["results"].get(system, {})]
             if not runs:
@@ -214,6 +218,11 @@ def median_summary(rounds: list[dict], concurrencies: list[int]) -> dict:
                 a[str(c)]["assessments_per_s"] / b2[str(c)]["assessments_per_s"], 3)
         if str(c) in a and cc:
             ratios[f"a@{c}/c throughput"] = round(a[str(c)]["assessments_per_s"] / cc["assessments_per_s"], 3)
+        a0 = summary.get("a0_service_no_screen", {})
+        if str(c) in a and str(c) in a0:  # the crisis screen's cost: > 1 = slower with it
+            ratios[f"a/a0 p50 latency @{c} (screen cost)"] = round(a[str(c)]["p50_s"] / a0[str(c)]["p50_s"], 3)
+            ratios[f"a0/a throughput @{c} (screen cost)"] = round(
+                a0[str(c)]["assessments_per_s"] / a[str(c)]["assessments_per_s"], 3)
     # paired per-round ratios too: each round's (a) and (b) ran back to back under the same load
     for c in concurrencies:
         per_round = [r["results"]["a_service"][str(c)]["assessments_per_s"]
@@ -222,6 +231,12 @@ def median_summary(rounds: list[dict], concurrencies: list[int]) -> dict:
                      and str(c) in r["results"].get("b_vllm", {})]
         if per_round:
             ratios[f"a/b throughput @{c}, median of per-round ratios"] = round(statistics.median(per_round), 3)
+        per_round = [r["results"]["a_service"][str(c)]["p50_s"] / r["results"]["a0_service_no_screen"][str(c)]["p50_s"]
+                     for r in rounds if str(c) in r["results"].get("a_service", {})
+                     and str(c) in r["results"].get("a0_service_no_screen", {})]
+        if per_round:
+            ratios[f"a/a0 p50 latency @{c} (screen cost), median of per-round ratios"] = round(
+                statistics.median(per_round), 3)
     return {"medians": summary, "ratios": ratios}
 
 
@@ -267,11 +282,17 @@ def main() -> None:
             # vLLM's server has no deadline; lift ours (120 s) so an overloaded machine gives slow answers, not 504s
             servers["a_service"] = start_service(model, limits, logs / "service.log",
                                                  MENTAL_R1_REQUEST_TIMEOUT_S="900")
+        if "a0" in systems:  # the same service without the crisis screen's model source
+            (logs / "no-screen.json").write_text("{}")
+            servers["a0_service_no_screen"] = start_service(
+                model, limits, logs / "service-no-screen.log", MENTAL_R1_REQUEST_TIMEOUT_S="900",
+                MENTAL_R1_SCREEN_THRESHOLDS_FILE=str(logs / "no-screen.json"))
         if "b" in systems:
             servers["b_vllm"] = start_vllm_server(model, limits, logs / "vllm.log")
         startup = {k: round(s.wait_ready(), 1) for k, s in servers.items()}
         print(f"servers ready in {time.time() - t0:.0f} s {startup}; logs in {logs}", flush=True)
-        requests = {"a_service": service_request(args.max_tokens), "b_vllm": vllm_request(args.max_tokens),
+        requests = {"a_service": service_request(args.max_tokens), "a0_service_no_screen": service_request(
+                    args.max_tokens), "b_vllm": vllm_request(args.max_tokens),
                     "b2_vllm_plus_scoring": vllm_scoring_request(args.max_tokens, tok)}
         if "b2" in systems:  # the same vLLM server, driven by a client that also scores the labels
             servers["b2_vllm_plus_scoring"] = servers["b_vllm"]

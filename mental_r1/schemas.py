@@ -6,6 +6,8 @@ labels from the task registry, so training rewards and served responses cannot d
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mental_r1.contract import STAGES, ParsedCompletion
@@ -90,11 +92,35 @@ class CrisisResource(BaseModel):
     available: str | None = None
 
 
+class SafetySignal(BaseModel):
+    """One reason the crisis screen raised a flag (mental_r1/screen). Never the text that raised it."""
+
+    source: Literal["text", "model"] = Field(description=(
+        "text: the crisis lexicon matched the post; model: the model's own probability of a risk label"))
+    category: str = Field(description=(
+        "text: suicidal_ideation, death_wish, suicide_method, self_harm, farewell, perceived_burdensomeness, "
+        "hopelessness, violent_thoughts; model: suicide_or_self_harm (t-sid), perceived_burdensomeness (Irf)"))
+    level: Literal["concern", "crisis"]
+    subject: Literal["self", "other"] | None = Field(None, description=(
+        "text: whose risk the phrase states: the poster's (self) or someone else's, reported or told (other)"))
+    negated: bool | None = Field(None, description="text: the phrase was negated ('I would never …')")
+    method: Literal["screen", "assessment"] | None = Field(None, description=(
+        "model: screen = label scoring of the risk task without reasoning, on every request; assessment = "
+        "the answer of a risk task the caller asked for"))
+    task: str | None = Field(None, description="model: the task whose risk label raised the flag")
+    probability: float | None = Field(None, ge=0.0, le=1.0, description="model: the risk label's probability")
+
+
 class Safety(BaseModel):
     disclaimer: str
-    crisis: bool
-    signals: list[str] = Field(description="Risk categories detected in the text or the assessment.")
-    resources: list[CrisisResource]
+    crisis: bool = Field(description=(
+        "True when `level` is not 'none', i.e. whenever resources are attached (kept from before `level`)."))
+    level: Literal["none", "concern", "crisis"] = Field(description=(
+        "crisis: the post states, in the first person and not negated, a wish or plan to die, a method, "
+        "self-harm or a goodbye; concern: any other signal (warning signs such as hopelessness or being a "
+        "burden, negated or someone else's statements, the model's risk probability); none: no signal."))
+    signals: list[SafetySignal] = Field(description="Why the screen flagged the request, one entry per reason.")
+    resources: list[CrisisResource] = Field(description="Crisis resources for the locale when level is not none.")
 
 
 class ModelInfo(BaseModel):

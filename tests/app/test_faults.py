@@ -136,6 +136,17 @@ def trie_nodes(tokenizer, task) -> int:
                               for lab in task.labels]))
 
 
+def screen_requests() -> int:
+    """Engine requests of the crisis screen's model source per /assess: one per risk task with a threshold."""
+    from app.main import model_info
+    from mental_r1.default_model import ensure_default_model
+    from mental_r1.screen.model import load_model_screen
+
+    info = model_info(ensure_default_model(), None)
+    screen = load_model_screen(info.name, info.version)
+    return len(screen.tasks) if screen else 0
+
+
 def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
     """One client asks for three tasks and goes away while another request is in flight: the other is answered,
     the engine ends up idle, and fewer engine requests finish than the two assessments would have needed
@@ -171,9 +182,10 @@ def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
             time.sleep(0.5)
     assert metric(m, "vllm:num_requests_running") == 0
     assert metric(m, "mental_r1_aborted_total") == ours0 + 1
-    # each assessment = its generation + one request per scoring node; if nothing had been aborted, all of
-    # the steady request's and all of the three abandoned assessments' engine requests would have finished
-    steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"])
-    abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t]) for t in ("DR", "SAD", "t-sid"))
+    # each assessment = its generation + one request per scoring node, and each request adds the crisis
+    # screen's requests; if nothing had been aborted, all of the steady request's and all of the abandoned
+    # request's engine requests would have finished
+    steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"]) + screen_requests()
+    abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t]) for t in ("DR", "SAD", "t-sid")) + screen_requests()
     done = finished(m) - finished(m0)
     assert steady_work <= done < steady_work + abandoned_work, (done, steady_work, abandoned_work)

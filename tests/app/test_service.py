@@ -102,11 +102,30 @@ def test_explicit_self_harm_statement_gets_crisis_resources(server):
         us = c.post("/assess", json={"text": SECRET_TEXT, "locale": "en-US", **SHORT}).json()
         gb = c.post("/assess", json={"text": SECRET_TEXT, "locale": "en_GB", **SHORT}).json()
         calm = c.post("/assess", json={"text": "We baked bread and walked the dog today.", **SHORT}).json()
-    assert us["safety"]["crisis"] is True and "suicidal_ideation" in us["safety"]["signals"]
+    assert us["safety"]["crisis"] is True and us["safety"]["level"] == "crisis"
+    assert {"source": "text", "category": "suicidal_ideation"}.items() <= us["safety"]["signals"][0].items()
     assert any("988" in r["contact"] for r in us["safety"]["resources"])
     assert any("116 123" in r["contact"] for r in gb["safety"]["resources"])
-    assert calm["safety"]["crisis"] is False and calm["safety"]["resources"] == []
-    assert calm["safety"]["disclaimer"]
+    calm = calm["safety"]
+    assert calm["disclaimer"] and all(s["source"] == "model" for s in calm["signals"])  # the text raises nothing
+    assert calm["crisis"] == (calm["level"] != "none") == bool(calm["resources"])  # the model source may flag it
+
+
+@pytest.mark.parametrize("text", [  # the kind of post issue 12 found unflagged, paraphrased
+    "I'm about to start cutting my wrist again, I can't stop myself",
+    "I really want to die. Next chance I get I will try.",
+    "I just need to die",
+    "Why am I still alive? Nothing changes",
+    "This life is not worth living",
+])
+def test_indirect_posts_are_flagged_when_only_dr_is_requested(server, text):
+    with server.client() as c:
+        r = c.post("/assess", json={"text": text, "task": "DR", "locale": "en-US", **SHORT})
+    assert r.status_code == 200, r.text
+    safety = r.json()["safety"]
+    assert safety["level"] == "crisis" and safety["crisis"] is True and safety["resources"]
+    assert any(s["source"] == "text" for s in safety["signals"])
+    assert text not in json.dumps(safety)
 
 
 @pytest.mark.parametrize("payload, fragment", [
@@ -199,6 +218,8 @@ def test_metrics_and_tasks(server):
     assert metric(m.text, "mental_r1_requests_total", task="DR", status="503") >= 1
     assert metric(m.text, "mental_r1_request_duration_seconds_count") >= 1
     assert metric(m.text, "mental_r1_crisis_flags_total", signal="suicidal_ideation") >= 1
+    assert metric(m.text, "mental_r1_safety_flags_total", source="text", level="crisis") >= 1
+    assert "Zebra" not in m.text and "kill myself" not in m.text  # no text in metric labels
     assert re.search(r"^mental_r1_labels_total\{", m.text, re.MULTILINE)
     assert "vllm:num_requests_running" in m.text  # vLLM's own metrics, same registry
     assert {t["id"] for t in tasks} == set(TASKS)
