@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 _TYPES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
           408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
-          422: "invalid_request", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
+          422: "invalid_request", 429: "rate_limited", 431: "headers_too_large", 500: "internal_error", 503: "unavailable",
           504: "timeout"}
 _LOC_CHARS = 32  # longest field name echoed back in `details`
 _MAX_DETAILS = 10  # a body with thousands of bad fields gets the first ten

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from app.errors import UnexpectedErrors, install_error_handlers
-from app.middleware import OpsEndpoints, RequestBody, SecurityHeaders
+from app.middleware import OpsEndpoints, RequestLimits, SecurityHeaders
 from app.ratelimit import RateLimiter
 from app.routes import router
 from app.safety import CrisisResources
@@ -96,8 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
-    # innermost first: the body limits, then ops routing, the catch-all for errors, the security headers
-    app.add_middleware(RequestBody, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s)
+    # innermost first: the request limits, then ops routing, the catch-all for errors, the security headers
+    app.add_middleware(RequestLimits, header_limit=settings.max_header_bytes, body_limit=settings.max_body_bytes,
+                       body_timeout_s=settings.body_timeout_s)
     app.add_middleware(OpsEndpoints, ops_port=settings.ops_port, production=settings.env == "production")
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(SecurityHeaders)

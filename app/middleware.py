@@ -22,21 +22,29 @@ SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options"
                     (b"referrer-policy", b"no-referrer"), (b"cross-origin-resource-policy", b"same-origin")]
 
 
-class RequestBody:
-    """A request body must fit in `limit` bytes (413) and arrive within `timeout_s` of the first read (408).
+class RequestLimits:
+    """A request's head must fit in `header_limit` bytes (431), its body in `body_limit` bytes (413), and the
+    body must arrive within `body_timeout_s` of the first read (408).
 
-    Checked while the app reads the body, so a chunked body is stopped as soon as it passes the limit and a
-    stalled or trickling body as soon as its time is up. The errors are raised as HTTPExceptions from
-    `receive`, which FastAPI passes on unchanged to the error envelope (any other exception there would
-    become its 400 "error parsing the body"). Reads after the body (the disconnect watch) are not timed.
+    The head: uvicorn's h11 bounds what it buffers of an incomplete head (app/server.py), but a head that
+    arrives complete in one read passes that bound; it is measured here. The body is checked while the app
+    reads it, so a chunked body is stopped as soon as it passes the limit and a stalled or trickling body as
+    soon as its time is up. Those errors are raised as HTTPExceptions from `receive`, which FastAPI passes
+    on unchanged to the error envelope (any other exception there would become its 400 "error parsing the
+    body"). Reads after the body (the disconnect watch) are not timed. Every rejection closes the connection.
     """
 
-    def __init__(self, app, limit: int, timeout_s: float):
-        self.app, self.limit, self.timeout_s = app, limit, timeout_s
+    def __init__(self, app, header_limit: int, body_limit: int, body_timeout_s: float):
+        self.app, self.header_limit, self.limit, self.timeout_s = app, header_limit, body_limit, body_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"") + sum(
+            len(k) + len(v) + 4 for k, v in scope.get("headers", ()))
+        if head > self.header_limit:
+            return await error_response(431, f"request headers exceed {self.header_limit} bytes",
+                                        headers=CLOSE)(scope, receive, send)
         declared = dict(scope.get("headers", ())).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             return await error_response(413, self._too_large, headers=CLOSE)(scope, receive, send)

@@ -68,7 +68,7 @@ async def _run_assessments(request: Request, body: AssessRequest):
 
 # every status /assess can answer with, so the OpenAPI schema documents them (400: a body that is not
 # decodable JSON, e.g. invalid UTF-8; found by tests/app/test_fuzz.py)
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 429, 500, 503, 504)}
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 429, 431, 500, 503, 504)}
 
 
 def _admit(state, settings, body: AssessRequest, key: str | None) -> None:

@@ -4,12 +4,14 @@ optional second listener for the ops endpoints.
 Limits (Settings; measured in tests/app/test_connections.py):
 - `max_connections`: open connections served at once (uvicorn's limit_concurrency); a request on a
   connection beyond it gets uvicorn's plain 503 and the connection is closed.
-- `max_header_bytes`: request line + headers (h11's max_incomplete_event_size); beyond it, 400 and close.
-  The h11 protocol is used, not httptools, which has no such limit.
+- `max_header_bytes`: request line + headers. h11 stops buffering an incomplete head at this size (400 and
+  close; its max_incomplete_event_size), which bounds the memory a client can pin; a head that arrives
+  complete in one read is measured by app.middleware.RequestLimits (431). The h11 protocol is used, not
+  httptools, which has no such limit.
 - `header_timeout_s`: a connection must deliver a complete request head within this time of connecting or
   of its previous response, else it is closed (idle, trickling or stalled clients); uvicorn has no such
   deadline of its own. `keep_alive_s` (uvicorn's timeout_keep_alive) closes idle keep-alive connections sooner.
-- the body's size and read time are checked by app.middleware.RequestBody.
+- the body's size and read time are checked by app.middleware.RequestLimits.
 """
 
 from __future__ import annotations

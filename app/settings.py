@@ -40,7 +40,7 @@ class Settings(BaseSettings):
 
     # connections (uvicorn/h11, app/server.py)
     max_connections: int = Field(512, ge=1, description="Open connections served at once; 503 beyond.")
-    max_header_bytes: int = Field(16384, ge=1024, description="Request line + headers; 400 beyond.")
+    max_header_bytes: int = Field(16384, ge=1024, description="Request line + headers; 431 (or 400) beyond.")
     header_timeout_s: float = Field(10.0, gt=0, description=(
         "Time for a request's head after connecting or after the previous response; then the connection closes."))
     keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections close after this.")

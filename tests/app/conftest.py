@@ -111,7 +111,7 @@ class StubAssessor:
 def engine_free_app(monkeypatch):
     """`make(assessor, **settings)` → the real app (create_app: routes, middleware, error handlers) whose
     model loader is skipped; `ready(app, assessor)` inside a running client marks it ready with `assessor`."""
-    import app.main as main
+    from app import main
     from app.settings import Settings
 
     async def no_load(app, settings):
