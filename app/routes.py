@@ -89,11 +89,12 @@ def _admit(state, settings, body: AssessRequest, key: str | None) -> None:
             state.assessor.reasoning_budget(body.text, get_task(t), body.max_tokens)
     except ContextOverflow as e:
         raise ServiceError(422, str(e)) from None
+    if state.in_flight + n > settings.max_queued_requests:  # admission counts tasks, not requests
+        raise ServiceError(503, "too many assessments in flight; retry later", RETRY_AFTER)
+    # last: only a request that will run takes from its key's budget
     if state.rate_limiter is not None and (wait := state.rate_limiter.take(key or "", n)):
         raise ServiceError(429, f"rate limit of {settings.rate_limit_per_minute} tasks per minute reached",
                            retry_after(wait))
-    if state.in_flight + n > settings.max_queued_requests:  # admission counts tasks, not requests
-        raise ServiceError(503, "too many assessments in flight; retry later", RETRY_AFTER)
 
 
 @router.post("/assess", response_model=AssessResponse, responses=_ERRORS)
