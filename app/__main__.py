@@ -19,8 +19,6 @@ import signal
 import sys
 import time
 
-import uvicorn
-
 from app.settings import Settings
 
 _API_PID = "MENTAL_R1_API_PID"  # inherited by every engine process: how the watchdog finds them
@@ -57,20 +55,8 @@ def _start_engine_watchdog() -> None:
     finally:
         os._exit(0)
 
-_FLAGS = ("model", "model_name", "host", "port", "max_model_len", "kv_cache_gib", "max_num_seqs",
-          "max_queued_requests", "request_timeout_s", "drain_timeout_s", "max_text_chars", "env")
-
-
-class DrainingServer(uvicorn.Server):
-    """Marks the app as draining (→ /readyz 503, new /assess 503) the moment a shutdown signal arrives."""
-
-    def handle_exit(self, sig, frame) -> None:
-        app = self.config.loaded_app
-        while app is not None and not hasattr(app, "state"):  # unwrap uvicorn's middleware
-            app = getattr(app, "app", None)
-        if app is not None:
-            app.state.draining = True
-        super().handle_exit(sig, frame)
+_FLAGS = ("model", "model_name", "host", "port", "ops_host", "ops_port", "max_model_len", "kv_cache_gib",
+          "max_num_seqs", "max_queued_requests", "request_timeout_s", "drain_timeout_s", "max_text_chars", "env")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,13 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.open_to_the_network:
+        logging.getLogger("app").warning(
+            "no API keys and bound to %s: anyone who can reach port %d can use the API (development only; "
+            "publish the port on 127.0.0.1 or set MENTAL_R1_API_KEY_HASHES)", settings.host, settings.port)
 
     from app.main import create_app
+    from app.server import DrainingServer, bind_sockets, server_config
 
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, workers=1,
-                            timeout_graceful_shutdown=int(settings.drain_timeout_s) or None,
-                            log_level="info")
-    DrainingServer(config).run()
+    config = server_config(create_app(settings), settings)
+    DrainingServer(config).run(sockets=bind_sockets(config, settings))
 
 
 if __name__ == "__main__":

@@ -24,12 +24,27 @@ import uuid
 from dataclasses import dataclass
 
 from mental_r1.calibration import Calibration
-from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix, committed_completion, parse_completion
+from mental_r1.contract import (
+    COMMIT_TAG,
+    STAGE_NAMES,
+    build_prompt,
+    commit_prefix,
+    committed_completion,
+    parse_completion,
+)
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
 from mental_r1.tasks import Task, get_task
 
 CPU_BLOCK_SIZE = 32
+
+# The token budget. Every engine request must fit the model's context: the reasoning generation
+# (prompt + max_tokens) and each scoring request (prompt + the reasoning up to the commit point + a label
+# continuation up to its last token). When prompt + budget + scoring margin exceeds the context, the reasoning
+# budget is shortened to what fits, but never below MIN_REASONING_TOKENS (the API's smallest max_tokens);
+# a text that leaves less than that is refused (ContextOverflow → 422), before any engine work.
+MIN_REASONING_TOKENS = 32
+RETOKENIZE_SLACK = 8  # re-tokenizing the generated text may split it differently from the generated tokens
 
 
 @dataclass(frozen=True)
@@ -84,14 +99,62 @@ def label_continuations(task: Task) -> list[str]:
     return [lab.text + "</mental_state>" for lab in task.labels]
 
 
+class ContextOverflow(ValueError):
+    """The text leaves less than MIN_REASONING_TOKENS of reasoning in the model's context."""
+
+    def __init__(self, task_id: str, text_chars: int, text_tokens: int, max_text_tokens: int, max_model_len: int):
+        chars = max(0, text_chars * max_text_tokens // max(text_tokens, 1))
+        super().__init__(
+            f"the text is {text_tokens} tokens long; the model's context ({max_model_len} tokens) holds at most "
+            f"{max(max_text_tokens, 0)} tokens of text for task {task_id} (about {chars} characters of this "
+            f"text) next to the prompt, the minimum reasoning budget of {MIN_REASONING_TOKENS} tokens and the "
+            "label scoring; shorten the text")
+        self.task_id, self.text_tokens, self.max_text_tokens = task_id, text_tokens, max_text_tokens
+
+
+def reasoning_budget(prompt_tokens: int, requested: int, scoring_margin: int, max_model_len: int) -> int:
+    """The reasoning budget that fits: `requested`, shortened to what the context leaves after the prompt and
+    the scoring margin; below MIN_REASONING_TOKENS the result says the text does not fit (callers refuse it)."""
+    return min(requested, max_model_len - prompt_tokens - scoring_margin)
+
+
 class Assessor:
-    def __init__(self, engine, tokenizer, calibration: Calibration | None = None):
+    def __init__(self, engine, tokenizer, calibration: Calibration | None = None, max_model_len: int | None = None):
         self.engine = engine
         self.tokenizer = tokenizer
         self.calibration = calibration or Calibration()  # shipped with the model (mental_r1/calibration.py)
+        self.max_model_len = max_model_len or engine.model_config.max_model_len
+        self._margins: dict[str, int] = {}
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _prompt_ids(self, text: str, task: Task) -> list[int]:
+        return self._ids(build_prompt(self.tokenizer, text, task.question, task.label_names))
+
+    def scoring_margin(self, task: Task) -> int:
+        """Tokens that scoring adds after the reasoning: the tail commit_prefix may append (a closing stage tag
+        and `<mental_state>`), the longest label continuation, and re-tokenization slack."""
+        if task.id not in self._margins:
+            tail = max(len(self._ids(f"</{stage}>\n{COMMIT_TAG}")) for stage in STAGE_NAMES)
+            label = max(len(self._ids(lab.text + "</mental_state>")) for lab in task.labels)
+            self._margins[task.id] = tail + label + RETOKENIZE_SLACK
+        return self._margins[task.id]
+
+    def _budget(self, text: str, task: Task, prompt_ids: list[int], requested: int) -> int:
+        margin = self.scoring_margin(task)
+        budget = reasoning_budget(len(prompt_ids), requested, margin, self.max_model_len)
+        if budget < MIN_REASONING_TOKENS:
+            text_tokens = len(self._ids(text.strip()))
+            fixed = len(prompt_ids) - text_tokens
+            raise ContextOverflow(task.id, len(text.strip()), text_tokens,
+                                  self.max_model_len - fixed - margin - MIN_REASONING_TOKENS, self.max_model_len)
+        return budget
+
+    def reasoning_budget(self, text: str, task: Task, requested: int) -> int:
+        """The reasoning budget `assess` will use for this text and task (tokenizer only, no engine work);
+        raises ContextOverflow when the text does not fit."""
+        return self._budget(text, task, self._prompt_ids(text, task), requested)
 
     async def _final(self, prompt_ids: list[int], params, request_id: str):
         from vllm.inputs import TokensPrompt
@@ -160,8 +223,9 @@ class Assessor:
         from vllm import SamplingParams
 
         rid = request_id or uuid.uuid4().hex
-        prompt_ids = self._ids(build_prompt(self.tokenizer, text, task.question, task.label_names))
-        gen = SamplingParams(max_tokens=opts.max_tokens, temperature=opts.temperature, top_p=opts.top_p,
+        prompt_ids = self._prompt_ids(text, task)
+        max_tokens = self._budget(text, task, prompt_ids, opts.max_tokens)
+        gen = SamplingParams(max_tokens=max_tokens, temperature=opts.temperature, top_p=opts.top_p,
                              seed=opts.seed, stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
         out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
         prefix = commit_prefix(out.text)

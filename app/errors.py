@@ -1,11 +1,17 @@
 """One JSON error envelope for every failure: {"error": {"type", "message", "details"}}.
 
 Handlers never log request bodies: validation details are returned to the client only, with the
-offending input values removed (they may hold the text of a post).
+offending input values removed (they may hold the text of a post) and field names cut to a short,
+escaped prefix. Envelopes are pure ASCII JSON, so no client string can make encoding them fail.
+
+An unexpected exception becomes a 500 envelope here, logged by its type only (its message and traceback
+may quote the request), and is not re-raised: uvicorn would log the traceback and drop the keep-alive
+connection, failing the client's next request too.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
@@ -16,8 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-          413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_request",
-          503: "unavailable", 504: "timeout"}
+          408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
+          422: "invalid_request", 429: "rate_limited", 431: "headers_too_large", 500: "internal_error", 503: "unavailable",
+          504: "timeout"}
+_LOC_CHARS = 32  # longest field name echoed back in `details`
+_MAX_DETAILS = 10  # a body with thousands of bad fields gets the first ten
 
 
 class ServiceError(Exception):
@@ -26,14 +35,61 @@ class ServiceError(Exception):
         self.status, self.message, self.headers = status, message, headers
 
 
+class ErrorJSON(JSONResponse):
+    def render(self, content) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(status: int, message: str, details: list | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"type": _TYPES.get(status, "error"), "message": message, "details": details}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return ErrorJSON(body, status_code=status, headers=headers)
+
+
+def _loc_part(p):
+    return p if isinstance(p, int) else str(p)[:_LOC_CHARS]
 
 
 def _clean(errors: list[dict]) -> list[dict]:
-    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
+    return [{"loc": [_loc_part(p) for p in e.get("loc", ())], "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in errors[:_MAX_DETAILS]]
+
+
+def engine_error(exc: Exception) -> ServiceError | None:
+    """The 4xx a vLLM client error stands for (the request does not fit the engine), or None. Its message
+    is not passed on: vLLM's messages may carry the rejected value."""
+    from vllm.exceptions import VLLMClientError
+
+    if isinstance(exc, VLLMClientError):
+        return ServiceError(422, f"the inference engine rejected the request ({type(exc).__name__}); "
+                                 "shorten the text or lower max_tokens")
+    return None
+
+
+class UnexpectedErrors:
+    """Outermost app middleware: an exception nothing else handled becomes a 500 envelope (or, when the
+    response had already started, the end of this response) instead of propagating to the server."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the point of this middleware
+            route = getattr(scope.get("route"), "path", "?")  # the route template, never the raw path
+            log.error("unhandled %s in %s %s", type(exc).__name__, scope.get("method"), route)
+            if not started:
+                await error_response(500, "internal error")(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -50,8 +106,3 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = _clean(exc.errors())
         msg = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in errors)
         return error_response(422, msg or "invalid request", errors)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
-        log.error("unhandled %s", type(exc).__name__)  # the type only: messages may quote input
-        return error_response(500, "internal error")

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from app.errors import error_response, install_error_handlers
+from app.errors import UnexpectedErrors, install_error_handlers
+from app.middleware import OpsEndpoints, RequestLimits, SecurityHeaders
 from app.page import router as page_router
+from app.ratelimit import RateLimiter
 from app.routes import router
 from app.safety import CrisisResources
 from app.settings import Settings
@@ -56,7 +58,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         state.engine = await asyncio.to_thread(
             build_engine, str(folder), max_model_len=settings.max_model_len, kv_cache_gib=settings.kv_cache_gib,
             max_num_seqs=settings.max_num_seqs, enforce_eager=settings.enforce_eager)
-        state.assessor = Assessor(state.engine, tokenizer, load_calibration(folder))
+        state.assessor = Assessor(state.engine, tokenizer, load_calibration(folder), settings.max_model_len)
         state.model_screen = load_model_screen(state.model_info.name, state.model_info.version,
                                                settings.screen_thresholds_file)
         await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))
@@ -66,42 +68,6 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     except Exception as e:  # noqa: BLE001 - surfaced through /readyz and the log, the process stays up
         state.load_error = f"{type(e).__name__}: {e}"
         log.error("engine failed to load: %s", state.load_error)
-
-
-class BodyLimit:
-    """Reject request bodies over `limit` bytes with 413 before anything parses them."""
-
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope.get("headers", ())).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            return await self._reject(send)
-        seen = 0
-
-        async def limited_receive():
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _TooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send):
-        await error_response(413, f"request body exceeds {self.limit} bytes")(
-            {"type": "http"}, None, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -114,7 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.resources = CrisisResources.from_file(settings.crisis_resources_file)
         state.ready = state.draining = state.engine_dead = False
         state.engine = state.assessor = state.load_error = state.model_info = state.model_screen = None
-        state.in_flight = 0
+        state.in_flight = 0  # assessment tasks, not requests
+        state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
         loader = asyncio.create_task(_load(app, settings))
         try:
             yield
@@ -134,5 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(page_router)  # GET /: the web page (app/static/)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # innermost first: the request limits, then ops routing, the catch-all for errors, the security headers
+    app.add_middleware(RequestLimits, header_limit=settings.max_header_bytes, body_limit=settings.max_body_bytes,
+                       body_timeout_s=settings.body_timeout_s)
+    app.add_middleware(OpsEndpoints, ops_port=settings.ops_port, production=settings.env == "production")
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -14,31 +14,36 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.assessment import assess_request, check_length
-from app.errors import ServiceError
+from app.assessment import assess_request
+from app.assessor import ContextOverflow
+from app.errors import ServiceError, engine_error
+from app.ratelimit import retry_after
 from app.safety import record_metrics
 from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
-from mental_r1.tasks import TASKS
+from mental_r1.tasks import TASKS, get_task
 
 router = APIRouter()
 RETRY_AFTER = {"Retry-After": "5"}
 
 
-def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Bearer API key, compared as SHA-256 digests in constant time (keys are stored hashed)."""
+def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> str | None:
+    """Bearer API key, compared as SHA-256 digests in constant time (keys are stored hashed). Returns the
+    matching hash (the caller's identity for rate limiting), or None when no keys are configured."""
     hashes = request.app.state.settings.key_hashes
     if not hashes:
-        return
+        return None
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key:
         raise ServiceError(401, "missing API key: send 'Authorization: Bearer <key>'",
                            {"WWW-Authenticate": "Bearer"})
     digest = hashlib.sha256(key.strip().encode()).hexdigest()
-    if not any(secrets.compare_digest(digest, h) for h in hashes):  # check every hash: no early exit
+    matches = [secrets.compare_digest(digest, h) for h in hashes]  # check every hash: no early exit
+    if not any(matches):
         raise ServiceError(401, "invalid API key", {"WWW-Authenticate": "Bearer"})
+    return hashes[matches.index(True)]
 
 
-ApiKey = Annotated[None, Depends(require_api_key)]
+ApiKey = Annotated[str | None, Depends(require_api_key)]
 
 
 async def _until_disconnect(request: Request) -> None:
@@ -49,26 +54,45 @@ async def _until_disconnect(request: Request) -> None:
 
 # every status /assess can answer with, so the OpenAPI schema documents them (400: a body that is not
 # decodable JSON, e.g. invalid UTF-8; found by tests/app/test_fuzz.py)
-_ERRORS = {400: {"model": ErrorResponse}, 401: {"model": ErrorResponse}, 413: {"model": ErrorResponse},
-           422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}, 504: {"model": ErrorResponse}}
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 422, 429, 431, 500, 503, 504)}
+
+
+def _admit(state, settings, body: AssessRequest, key: str | None) -> None:
+    """Checks before any engine work, cheapest first (each answers with its own 4xx/503)."""
+    n = len(body.task_ids)
+    if len(body.text) > settings.max_text_chars:
+        raise ServiceError(422, f"text is {len(body.text)} characters; the limit is {settings.max_text_chars}")
+    if n > settings.max_queued_requests:
+        raise ServiceError(422, f"{n} tasks in one request; this service runs at most "
+                                f"{settings.max_queued_requests} at once: send fewer tasks per request")
+    if state.engine_dead:
+        raise ServiceError(503, "the inference engine has failed; the service needs a restart", RETRY_AFTER)
+    if not state.ready or state.draining:
+        raise ServiceError(503, "the model is not ready yet" if not state.draining else "shutting down",
+                           RETRY_AFTER)
+    try:  # the token budget (tokenizer only); assess() shortens the reasoning budget the same way
+        for t in body.task_ids:
+            state.assessor.reasoning_budget(body.text, get_task(t), body.max_tokens)
+    except ContextOverflow as e:
+        raise ServiceError(422, str(e)) from None
+    if state.in_flight + n > settings.max_queued_requests:  # admission counts tasks, not requests
+        raise ServiceError(503, "too many assessments in flight; retry later", RETRY_AFTER)
+    # last: only a request that will run takes from its key's budget
+    if state.rate_limiter is not None and (wait := state.rate_limiter.take(key or "", n)):
+        raise ServiceError(429, f"rate limit of {settings.rate_limit_per_minute} tasks per minute reached",
+                           retry_after(wait))
 
 
 @router.post("/assess", response_model=AssessResponse, responses=_ERRORS)
-async def assess(request: Request, body: AssessRequest, _: ApiKey):
+async def assess(request: Request, body: AssessRequest, key: ApiKey):
     """Assess a text for one or more IMHI tasks: label, confidence, appraisal stages, safety content."""
     state, settings = request.app.state, request.app.state.settings
     t0 = time.perf_counter()
     status = 200
     try:
-        check_length(body.text, settings.max_text_chars)
-        if state.engine_dead:
-            raise ServiceError(503, "the inference engine has failed; the service needs a restart", RETRY_AFTER)
-        if not state.ready or state.draining:
-            raise ServiceError(503, "the model is not ready yet" if not state.draining else "shutting down",
-                               RETRY_AFTER)
-        if state.in_flight >= settings.max_queued_requests:
-            raise ServiceError(503, "too many requests in flight; retry later", RETRY_AFTER)
-        state.in_flight += 1
+        _admit(state, settings, body, key)
+        n = len(body.task_ids)
+        state.in_flight += n
         metrics.IN_FLIGHT.inc()
         try:
             work = asyncio.ensure_future(
@@ -89,7 +113,7 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
                 raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
             response = work.result()
         finally:
-            state.in_flight -= 1
+            state.in_flight -= n
             metrics.IN_FLIGHT.dec()
     except ServiceError as e:
         status = e.status
@@ -106,8 +130,11 @@ async def assess(request: Request, body: AssessRequest, _: ApiKey):
         if isinstance(e, GracefulHTTPError):
             status = int(e.http_status)
             raise ServiceError(status, e.message, RETRY_AFTER) from None
+        if (client_error := engine_error(e)) is not None:
+            status = client_error.status
+            raise client_error from None
         status = 500
-        raise
+        raise  # app.errors.UnexpectedErrors: a 500 envelope, logged by type
     finally:
         for t in body.task_ids:
             metrics.REQUESTS.labels(t, str(status)).inc()

@@ -19,12 +19,17 @@ class Settings(BaseSettings):
     model_name: str | None = Field(None, description="Name reported in responses; default: the folder name.")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    ops_host: str = Field("127.0.0.1", description="Bind address of the ops listener (see ops_port).")
+    ops_port: int | None = Field(None, ge=1, le=65535, description=(
+        "Port of a second listener that alone serves /metrics, /docs and /openapi.json. Unset: they are on "
+        "the API port in development and not served at all in production."))
 
     # engine limits
     max_model_len: int = Field(2048, ge=256)
     kv_cache_gib: float = Field(1.0, gt=0, description="KV-cache memory; vLLM otherwise takes most of RAM.")
     max_num_seqs: int = Field(32, ge=1, description="Sequences decoded concurrently by the engine.")
-    max_queued_requests: int = Field(256, ge=1, description="Assessment requests in flight before 503.")
+    max_queued_requests: int = Field(256, ge=1, description=(
+        "Assessment tasks in flight before 503 (a request for n tasks takes n)."))
     enforce_eager: bool = True
 
     # requests
@@ -32,6 +37,16 @@ class Settings(BaseSettings):
     drain_timeout_s: float = Field(30.0, ge=0)
     max_text_chars: int = Field(4000, ge=1)
     max_body_bytes: int = Field(65536, ge=1024)
+    rate_limit_per_minute: int = Field(0, ge=0, description=(
+        "Assessment tasks per minute per API key (one shared budget without keys); 429 beyond. 0: no limit."))
+
+    # connections (uvicorn/h11, app/server.py)
+    max_connections: int = Field(512, ge=1, description="Open connections served at once; 503 beyond.")
+    max_header_bytes: int = Field(16384, ge=1024, description="Request line + headers; 431 (or 400) beyond.")
+    header_timeout_s: float = Field(10.0, gt=0, description=(
+        "Time for a request's head after connecting or after the previous response; then the connection closes."))
+    keep_alive_s: int = Field(5, ge=1, description="Idle keep-alive connections close after this.")
+    body_timeout_s: float = Field(30.0, gt=0, description="Time to receive the whole request body; 408 beyond.")
 
     # security and safety
     api_key_hashes: str = Field("", description="Comma-separated SHA-256 hex digests of accepted API keys.")
@@ -52,12 +67,24 @@ class Settings(BaseSettings):
     def _production_needs_keys(self) -> Settings:
         if self.env == "production" and not self.key_hashes:
             raise ValueError("MENTAL_R1_ENV=production requires MENTAL_R1_API_KEY_HASHES "
-                             "(an open assessment API is only allowed in development)")
+                             "(an open assessment API is only allowed in development: for a local trial set "
+                             "MENTAL_R1_ENV=development and keep the port on 127.0.0.1)")
+        return self
+
+    @model_validator(mode="after")
+    def _ops_port_is_separate(self) -> Settings:
+        if self.ops_port is not None and self.ops_port == self.port:
+            raise ValueError("ops_port must differ from port (the ops endpoints are kept off the API port)")
         return self
 
     @staticmethod
     def split(v: str) -> list[str]:
         return [h.strip().lower() for h in v.split(",") if h.strip()]
+
+    @property
+    def open_to_the_network(self) -> bool:
+        """No API keys on a non-loopback bind address: anyone who reaches the port can use the API."""
+        return not self.key_hashes and self.host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def key_hashes(self) -> list[str]:

@@ -36,7 +36,7 @@ import httpx
 from bench.servers import REPO, EngineLimits, Proc, start_service
 from mental_r1.tasks import TASKS
 
-ADMISSION_MESSAGE = "too many requests in flight"
+ADMISSION_MESSAGE = "too many assessments in flight"  # app/routes.py (admission counts tasks)
 TEXTS = ("I can't sleep and every small thing at work makes me panic.",
          "We moved to a new city and I have nobody to talk to.",
          "Exams are next week and I feel fine, just a bit busy.",

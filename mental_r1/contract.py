@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -54,28 +55,51 @@ SYSTEM_PROMPT = (
 _CONTROL_RE = re.compile(r"<\|([^|<>]{0,40})\|>")
 
 
-def neutralize_control_tokens(text: str) -> str:
-    """Break chat-control markers such as `<|im_start|>` in user text (`<|x|>` → `< |x| >`), so a post
-    cannot open a forged system or assistant turn once the prompt is tokenized."""
-    return _CONTROL_RE.sub(r"< |\1| >", text)
+def neutralize_control_tokens(text: str, reserved: Sequence[str] = ()) -> str:
+    """Break chat-control markers such as `<|im_start|>` (`<|x|>` → `< |x| >`) and every string in `reserved`
+    (the tokenizer's added tokens, e.g. SmolLM2's `<file_sep>` → `< file_sep>`) in user text, so that a post
+    cannot put a single special token into the prompt (a forged system or assistant turn, an end of text)
+    once the prompt is tokenized with special-token parsing on."""
+    text = _CONTROL_RE.sub(r"< |\1| >", text)
+    pattern = _reserved_pattern(tuple(sorted(set(reserved))))
+    for _ in range(8):  # a break inserts one space; repeat in case that formed another token (never seen)
+        if pattern is None or not pattern.search(text):
+            break
+        text = pattern.sub(lambda m: m[0][0] + " " + m[0][1:], text)
+    return text
 
 
-def user_message(text: str, question: str, options: Sequence[str]) -> str:
-    """The user turn: the post (control markers neutralized), the task's question and the label options."""
-    return f'Post: "{neutralize_control_tokens(text.strip())}"\nQuestion: {question}\nOptions: {", ".join(options)}'
+@lru_cache(maxsize=8)
+def _reserved_pattern(tokens: tuple[str, ...]) -> re.Pattern | None:
+    breakable = sorted((t for t in tokens if len(t.strip()) > 1), key=len, reverse=True)  # longest first
+    return re.compile("|".join(map(re.escape, breakable))) if breakable else None
 
 
-def build_messages(text: str, question: str, options: Sequence[str]) -> list[dict[str, str]]:
+def added_tokens(tokenizer) -> tuple[str, ...]:
+    """Every added token of the tokenizer (special or not): each one is matched as a single token wherever it
+    appears in the text, so each must be broken in user text."""
+    return tuple(sorted(t.content for t in tokenizer.added_tokens_decoder.values()))
+
+
+def user_message(text: str, question: str, options: Sequence[str], reserved: Sequence[str] = ()) -> str:
+    """The user turn: the post (control markers and `reserved` tokens neutralized), the task's question and
+    the label options."""
+    post = neutralize_control_tokens(text.strip(), reserved)
+    return f'Post: "{post}"\nQuestion: {question}\nOptions: {", ".join(options)}'
+
+
+def build_messages(text: str, question: str, options: Sequence[str],
+                   reserved: Sequence[str] = ()) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": user_message(text, question, options)},
+        {"role": "user", "content": user_message(text, question, options, reserved)},
     ]
 
 
 def build_prompt(tokenizer, text: str, question: str, options: Sequence[str]) -> str:
     """Chat-templated prompt string ending in the pre-filled assistant turn (`…<think>\\n<stimulus>`)."""
     rendered = tokenizer.apply_chat_template(
-        build_messages(text, question, options), tokenize=False, add_generation_prompt=True
+        build_messages(text, question, options, added_tokens(tokenizer)), tokenize=False, add_generation_prompt=True
     )
     return rendered + PREFILL
 

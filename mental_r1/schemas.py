@@ -39,6 +39,8 @@ class AssessRequest(BaseModel):
     def _text_not_blank(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("text is empty or only whitespace")
+        if (i := first_invalid_code_point(v)) is not None:  # JSON can carry them ("\ud800"); UTF-8 cannot
+            raise ValueError(f"text holds invalid Unicode (a lone surrogate code point at character {i})")
         return v
 
     @model_validator(mode="after")
@@ -46,8 +48,10 @@ class AssessRequest(BaseModel):
         if self.task is not None and self.tasks is not None:
             raise ValueError("give either 'task' or 'tasks', not both")
         unknown = [t for t in self.task_ids if t not in TASKS]
-        if unknown:
-            raise ValueError(f"unknown task(s) {unknown}; GET /tasks lists the known ones")
+        if unknown:  # named by a short, escaped prefix only: a task field may carry anything
+            raise ValueError(f"unknown task {short_repr(unknown[0])}"
+                             f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; "
+                             "GET /tasks lists the known ones")
         if len(set(self.task_ids)) != len(self.task_ids):
             raise ValueError("'tasks' lists a task twice")
         return self
@@ -57,6 +61,21 @@ class AssessRequest(BaseModel):
         if self.tasks is not None:
             return list(self.tasks)
         return [self.task or DEFAULT_TASK]
+
+
+def first_invalid_code_point(text: str) -> int | None:
+    """Index of the first lone surrogate (U+D800-U+DFFF) in `text`, which has no UTF-8 encoding: the
+    tokenizer cannot take it. None when the text is valid Unicode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return e.start
+    return None
+
+
+def short_repr(value: str, limit: int = 24) -> str:
+    """An ASCII-escaped prefix of a client-supplied string, for error messages that must not echo input."""
+    return ascii(value[:limit]) + ("..." if len(value) > limit else "")
 
 
 class StageText(BaseModel):

@@ -83,3 +83,52 @@ def server(tmp_path_factory, base_model_dir):
         yield srv
     finally:
         srv.stop()
+
+
+# ------------------------------------------------------------------------- the app without an engine
+class StubAssessor:
+    """Stands in for app.assessor.Assessor: `result` is returned by assess (an exception is raised)."""
+
+    def __init__(self, result=None):
+        self.result, self.calls = result, []
+
+    def reasoning_budget(self, text, task, requested):
+        return requested
+
+    async def assess(self, text, task, opts, request_id=None):
+        from mental_r1.schemas import TaskAssessment, Usage
+
+        self.calls.append((task.id, opts.max_tokens))
+        if isinstance(self.result, BaseException):
+            raise self.result
+        label = task.labels[0]
+        return TaskAssessment(task=task.id, question=task.question, label=label.short, label_text=label.text,
+                              confidence=1.0, probabilities={label.short: 1.0}, label_logprobs={label.short: 0.0},
+                              stages=[], format_valid=True, format_issues=[], usage=Usage())
+
+
+@pytest.fixture
+def engine_free_app(monkeypatch):
+    """`make(assessor, **settings)` → the real app (create_app: routes, middleware, error handlers) whose
+    model loader is skipped; `ready(app, assessor)` inside a running client marks it ready with `assessor`."""
+    from app import main
+    from app.settings import Settings
+
+    async def no_load(app, settings):
+        return None
+
+    monkeypatch.setattr(main, "_load", no_load)
+    for k in [k for k in os.environ if k.startswith("MENTAL_R1_")]:
+        monkeypatch.delenv(k)
+
+    def make(**settings):
+        return main.create_app(Settings(**settings))
+
+    return make
+
+
+def ready(app, assessor) -> None:
+    from mental_r1.schemas import ModelInfo
+
+    app.state.assessor, app.state.ready = assessor, True
+    app.state.model_info = ModelInfo(name="stub", version="0")

@@ -21,6 +21,9 @@ MODEL = ModelInfo(name="fake", version="0+sha256:0")
 class FakeAssessor:
     """Deterministic assessments from the text alone (no engine); a text saying "slow" takes 3 s."""
 
+    def reasoning_budget(self, text, task, requested):
+        return requested
+
     async def assess(self, text, task, opts, request_id=None):
         await asyncio.sleep(3 if "slow" in text else 0)
         n = len(task.labels)

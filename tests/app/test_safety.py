@@ -81,6 +81,9 @@ class StubAssessor:
     def __init__(self, risk: float):
         self.risk, self.calls = risk, []
 
+    def reasoning_budget(self, text, task, requested):
+        return requested
+
     async def assess(self, text, task, opts, request_id=None):
         self.calls.append(("assess", task.id))
         return assessment(task.id, task.label_names[0])
@@ -99,7 +102,7 @@ def stub_app(risk: float, model_screen: ModelScreen | None):
     s.settings, s.resources, s.engine, s.model_info = settings, CrisisResources(), None, ModelInfo(name="stub",
                                                                                                    version="0")
     s.ready, s.draining, s.engine_dead, s.in_flight, s.load_error = True, False, False, 0, None
-    s.assessor, s.model_screen = StubAssessor(risk), model_screen
+    s.assessor, s.model_screen, s.rate_limiter = StubAssessor(risk), model_screen, None
     return app
 
 

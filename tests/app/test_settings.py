@@ -24,3 +24,27 @@ def test_env_prefix(monkeypatch):
     monkeypatch.setenv("MENTAL_R1_KV_CACHE_GIB", "2.5")
     s = Settings()
     assert s.port == 9001 and s.kv_cache_gib == 2.5 and s.env == "development"
+
+
+def test_ops_port_must_differ_from_the_api_port():
+    with pytest.raises(ValidationError, match="ops_port must differ"):
+        Settings(port=8000, ops_port=8000)
+    assert Settings(port=8000, ops_port=9090).ops_host == "127.0.0.1"  # loopback unless told otherwise
+
+
+def test_an_open_api_on_the_network_is_recognised(monkeypatch):
+    monkeypatch.delenv("MENTAL_R1_API_KEY_HASHES", raising=False)
+    assert Settings(host="0.0.0.0").open_to_the_network
+    assert not Settings(host="127.0.0.1").open_to_the_network
+    assert not Settings(host="0.0.0.0", api_key_hashes=hashlib.sha256(b"k").hexdigest()).open_to_the_network
+
+
+def test_connection_limits_reach_uvicorn():
+    """`python -m app` builds its server with app.server.server_config: the settings land in uvicorn's config."""
+    from app.server import BoundedH11Protocol, server_config
+
+    s = Settings(max_connections=7, max_header_bytes=4096, keep_alive_s=3, header_timeout_s=2.5)
+    config = server_config(object(), s)
+    assert config.limit_concurrency == 8  # uvicorn counts the connection being refused too
+    assert config.h11_max_incomplete_event_size == 4096 and config.timeout_keep_alive == 3
+    assert issubclass(config.http, BoundedH11Protocol) and config.http.header_timeout_s == 2.5

@@ -3,7 +3,7 @@
 place, values must have the API's types, required fields must be present. This stands in for a
 server-side dry run, which needs a cluster.
 
-Custom resources (the optional ServiceMonitor) have no model there and are skipped."""
+Custom resources (the optional PodMonitor) have no model there and are skipped."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from pydantic import ValidationError
 
 from tests.deploy.conftest import WITH_KEY, deep_merge, require
 
-ALL_ON = {"metrics": {"serviceMonitor": {"enabled": True}},
+ALL_ON = {"metrics": {"podMonitor": {"enabled": True}},
+          "networkPolicy": {"enabled": True, "apiFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+                            "opsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}}]},
           "crisisResources": {"default": [{"name": "Emergency services", "contact": "112"}]},
           "extraEnv": [{"name": "VLLM_CPU_OMP_THREADS_BIND", "value": "0-1"}],
           "extraArgs": ["--max-num-seqs", "16"], "topologySpreadConstraints": [
@@ -68,12 +70,13 @@ def test_rendered_objects_match_the_kubernetes_api(helm, api, profile, extra):
     rendered = helm.render(deep_merge({"profile": profile, **WITH_KEY}, extra))
     checked = set()
     for obj in rendered.objects:
-        if "." in obj["apiVersion"].split("/")[0]:  # a CRD group such as monitoring.coreos.com
+        group = obj["apiVersion"].split("/")[0]
+        if "." in group and not group.endswith(".k8s.io"):  # a CRD group such as monitoring.coreos.com
             continue
         assert unknown_fields(api, obj) == [], f"{obj['kind']} has fields the Kubernetes API does not know"
         checked.add(obj["kind"])
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap",
-            "Secret", "ServiceAccount", "Pod"} <= checked
+            "Secret", "ServiceAccount", "Pod", "NetworkPolicy"} <= checked
 
 
 def test_the_check_catches_typos_and_wrong_types(helm, api):

@@ -34,7 +34,7 @@ def chart_values():
 
 def test_renders_the_expected_objects(rendered):
     assert rendered.kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
-                              "ConfigMap", "Secret", "ServiceAccount", "Pod"}
+                              "ConfigMap", "Secret", "ServiceAccount", "Pod", "NetworkPolicy"}
     test_pod = rendered.one("Pod")
     assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
 
@@ -58,7 +58,8 @@ def test_long_release_names_are_truncated_to_63_chars(helm):
 # ---------------------------------------------------------------------------------------------- probes
 def test_probes(rendered):
     c = rendered.container
-    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"},
+                          {"name": "ops", "containerPort": 9090, "protocol": "TCP"}]
     startup, live, ready = c["startupProbe"], c["livenessProbe"], c["readinessProbe"]
     assert startup["httpGet"] == {"path": "/readyz", "port": "http"}
     assert live["httpGet"] == {"path": "/livez", "port": "http"}
@@ -201,7 +202,8 @@ def test_schema_is_enforced_by_helm(helm):
 
 # ------------------------------------------------------------------------------- settings and secrets
 CONTRACT_DEFAULTS = {
-    "MENTAL_R1_HOST": "0.0.0.0", "MENTAL_R1_PORT": "8000", "MENTAL_R1_MAX_MODEL_LEN": "2048",
+    "MENTAL_R1_HOST": "0.0.0.0", "MENTAL_R1_PORT": "8000", "MENTAL_R1_OPS_HOST": "0.0.0.0",
+    "MENTAL_R1_OPS_PORT": "9090", "MENTAL_R1_MAX_MODEL_LEN": "2048",
     "MENTAL_R1_KV_CACHE_GIB": "1", "MENTAL_R1_MAX_NUM_SEQS": "32", "MENTAL_R1_MAX_QUEUED_REQUESTS": "256",
     "MENTAL_R1_REQUEST_TIMEOUT_S": "120", "MENTAL_R1_DRAIN_TIMEOUT_S": "30", "MENTAL_R1_MAX_TEXT_CHARS": "4000",
     "MENTAL_R1_ENV": "production", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1",
@@ -220,12 +222,14 @@ def test_configmap_holds_the_contract_settings(rendered):
 
 def test_settings_flow_into_the_configmap(helm):
     r = helm.render(values(settings={"model": "/models/merged", "maxNumSeqs": 8, "kvCacheGib": 2.5,
-                                     "port": 9000}))
+                                     "port": 9000, "opsPort": 9100}))
     env = r.env()
     assert (env["MENTAL_R1_MODEL"], env["MENTAL_R1_MAX_NUM_SEQS"], env["MENTAL_R1_KV_CACHE_GIB"]) == (
         "/models/merged", "8", "2.5")
-    assert r.container["ports"][0]["containerPort"] == 9000
-    assert r.pod["metadata"]["annotations"]["prometheus.io/port"] == "9000"
+    assert [p["containerPort"] for p in r.container["ports"]] == [9000, 9100]
+    assert r.pod["metadata"]["annotations"]["prometheus.io/port"] == "9100"  # metrics live on the ops port
+    with pytest.raises(helm.helm.HelmError, match="opsPort must differ"):
+        helm.render(values(settings={"port": 9000, "opsPort": 9000}))
 
 
 def test_rendered_environment_is_accepted_by_the_app_settings(rendered, monkeypatch):
@@ -239,6 +243,7 @@ def test_rendered_environment_is_accepted_by_the_app_settings(rendered, monkeypa
         monkeypatch.setenv(k, v)
     s = settings_mod.Settings()
     assert (s.env, s.host, s.port, s.max_model_len, s.max_num_seqs) == ("production", "0.0.0.0", 8000, 2048, 32)
+    assert (s.ops_host, s.ops_port) == ("0.0.0.0", 9090)
     assert s.drain_timeout_s == 30 and s.request_timeout_s == 120 and s.kv_cache_gib == 1
     assert s.key_hashes == [TEST_KEY_HASH]
 
@@ -251,7 +256,8 @@ def test_chart_defaults_match_the_app_defaults(chart_values):
                "maxNumSeqs": "max_num_seqs", "maxQueuedRequests": "max_queued_requests",
                "requestTimeoutS": "request_timeout_s", "drainTimeoutS": "drain_timeout_s",
                "maxTextChars": "max_text_chars"}
-    assert set(mapping) | {"env", "model"} == set(chart_values["settings"])
+    # env and opsPort differ on purpose: the chart runs production with its ops listener
+    assert set(mapping) | {"env", "model", "opsPort"} == set(chart_values["settings"])
     for chart_key, field in mapping.items():
         assert chart_values["settings"][chart_key] == fields[field].default, chart_key
 
@@ -313,6 +319,23 @@ def test_config_changes_roll_the_pods(helm):
 
 
 # ------------------------------------------------------------------------ service, HPA, PDB, metrics
+def test_ops_port_is_on_no_service_and_only_opsfrom_reaches_it(rendered, helm):
+    assert all(p["targetPort"] != "ops" and p["port"] != 9090
+               for svc in rendered.of_kind("Service") for p in svc["spec"]["ports"])
+    pol = rendered.one("NetworkPolicy")["spec"]
+    assert pol["podSelector"]["matchLabels"].items() <= rendered.pod["metadata"]["labels"].items()
+    assert pol["policyTypes"] == ["Ingress"]
+    api, ops = pol["ingress"]
+    assert api == {"ports": [{"port": "http", "protocol": "TCP"}]}  # no `from`: every source (probes, Service)
+    assert ops["ports"] == [{"port": "ops", "protocol": "TCP"}]
+    assert ops["from"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    # no ops peers: no rule for the ops port at all (a rule without `from` would open it to everyone)
+    closed = helm.render(values(networkPolicy={"opsFrom": [], "apiFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}))
+    (only,) = closed.one("NetworkPolicy")["spec"]["ingress"]
+    assert only == {"ports": [{"port": "http", "protocol": "TCP"}], "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}
+    assert "NetworkPolicy" not in helm.render(values(networkPolicy={"enabled": False})).kinds
+
+
 def test_service_selects_the_pods(rendered):
     svc = rendered.one("Service")["spec"]
     labels = rendered.pod["metadata"]["labels"]
@@ -364,11 +387,13 @@ def test_rolling_update_keeps_capacity(rendered):
 
 def test_metrics_scraping(rendered, helm):
     ann = rendered.pod["metadata"]["annotations"]
-    assert (ann["prometheus.io/scrape"], ann["prometheus.io/path"]) == ("true", "/metrics")
-    r = helm.render(values(metrics={"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}))
-    sm = r.one("ServiceMonitor")
-    assert sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
-    assert sm["metadata"]["labels"]["release"] == "kps"
+    assert (ann["prometheus.io/scrape"], ann["prometheus.io/path"], ann["prometheus.io/port"]) == (
+        "true", "/metrics", "9090")
+    r = helm.render(values(metrics={"podMonitor": {"enabled": True, "labels": {"release": "kps"}}}))
+    pm = r.one("PodMonitor")
+    assert pm["spec"]["podMetricsEndpoints"] == [{"port": "ops", "path": "/metrics", "interval": "30s"}]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= r.pod["metadata"]["labels"].items()
+    assert pm["metadata"]["labels"]["release"] == "kps"
 
 
 # ------------------------------------------------------------------------------------------- helm lint

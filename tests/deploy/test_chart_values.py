@@ -55,6 +55,9 @@ GOOD = {
         "default": [{"name": "Local emergency services", "contact": "112 / 911"}],
         "US": [{"name": "988 Suicide & Crisis Lifeline", "contact": "call or text 988", "available": "24/7"}]}},
     "digest": {"image": {"digest": "sha256:" + "ab" * 32}},
+    "ops peers": {"networkPolicy": {"opsFrom": [{"podSelector": {"matchLabels": {"app": "prometheus"}}},
+                                                {"ipBlock": {"cidr": "10.1.0.0/16"}}]}},
+    "no network policy": {"networkPolicy": {"enabled": False}},
 }
 
 
@@ -95,6 +98,10 @@ BAD = {
     "env var name": {"extraEnv": [{"name": "1BAD", "value": "x"}]},
     "crisis resources without default": {"crisisResources": {"US": [{"name": "988", "contact": "988"}]}},
     "crisis resource without contact": {"crisisResources": {"default": [{"name": "Emergency"}]}},
+    "ops port zero": {"settings": {"opsPort": 0}},
+    "ops peer typo": {"networkPolicy": {"opsFrom": [{"podSelektor": {}}]}},
+    "empty ops peer": {"networkPolicy": {"opsFrom": [{}]}},
+    "service monitor (now a PodMonitor)": {"metrics": {"serviceMonitor": {"enabled": True}}},
     "crisis resource typo": {"crisisResources": {"default": [{"name": "E", "contact": "112", "phone": "112"}]}},
 }
 

@@ -6,6 +6,7 @@ What this cannot show: that `docker build` succeeds and `docker run` serves (no 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -18,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.deploy.conftest import DOCKERFILE, DOCKERIGNORE, HADOLINT_CONFIG, REPO
 
@@ -112,7 +114,8 @@ def test_runtime_environment(dockerfile):
     assert env["VLLM_NO_USAGE_STATS"] == "1" and env["DO_NOT_TRACK"] == "1"
     assert env["MENTAL_R1_HOST"] == "0.0.0.0"
     assert env["MENTAL_R1_PORT"] == "8000"
-    assert env["MENTAL_R1_ENV"] == "development"  # so `docker run -p 8000:8000 IMAGE` serves without keys
+    assert env["MENTAL_R1_ENV"] == "production"  # a plain `docker run` needs API keys: never an open API
+    assert "MENTAL_R1_OPS_PORT" not in env  # metrics and docs are not served unless asked for
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert not any("HF_HUB_OFFLINE" in i.args for s in ("deps", "wheel", "model")
                    for i in dockerfile.stage(s) if i.keyword == "ENV")  # the build may download
@@ -127,8 +130,18 @@ def test_image_environment_is_accepted_by_the_app_settings(dockerfile, monkeypat
     for k, v in dockerfile.env_inherited("runtime").items():
         if k.startswith("MENTAL_R1_"):
             monkeypatch.setenv(k, v)
+    # without keys the image refuses to start, and says how to run a local trial
+    with pytest.raises(ValidationError, match="requires MENTAL_R1_API_KEY_HASHES.*MENTAL_R1_ENV=development"):
+        settings_mod.Settings()
+    key_hash = hashlib.sha256(b"k").hexdigest()
+    monkeypatch.setenv("MENTAL_R1_API_KEY_HASHES", key_hash)
     s = settings_mod.Settings()
-    assert (s.env, s.host, s.port, s.model, s.key_hashes) == ("development", "0.0.0.0", 8000, None, [])
+    assert (s.env, s.host, s.port, s.model, s.key_hashes) == ("production", "0.0.0.0", 8000, None, [key_hash])
+    assert not s.open_to_the_network
+    # the README's local trial: development mode, the port published on the host's loopback only
+    monkeypatch.delenv("MENTAL_R1_API_KEY_HASHES")
+    monkeypatch.setenv("MENTAL_R1_ENV", "development")
+    assert settings_mod.Settings().open_to_the_network  # inside the container: warned about at start-up
 
 
 # ------------------------------------------------------------------------------ model at build time

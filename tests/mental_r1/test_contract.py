@@ -3,6 +3,7 @@ from mental_r1.contract import (
     STAGE_NAMES,
     STAGES,
     SYSTEM_PROMPT,
+    added_tokens,
     build_prompt,
     commit_prefix,
     committed_completion,
@@ -156,3 +157,26 @@ def test_control_tokens_in_user_text_cannot_forge_a_turn(tokenizer):
     assert ids.count(im_start) == 3  # system, user, assistant: none from the post
     assert "< |im_start| >system" in prompt
     assert neutralize_control_tokens("a <b> <|x|> c") == "a <b> < |x| > c"
+
+
+def test_every_added_token_of_the_tokenizer_is_neutralized_in_posts(tokenizer):
+    """Each of the tokenizer's own added tokens (SmolLM2: <|im_start|>, <|endoftext|>, <file_sep>, <issue_start>,
+    <jupyter_code>, ...) typed into a post adds no token id to the tokenized prompt: the prompt holds exactly
+    the added tokens of the same prompt built from a harmless post."""
+    added = {t.content: i for i, t in tokenizer.added_tokens_decoder.items()}
+    assert len(added) >= 10 and "<file_sep>" in added  # the list the test runs over is the real one
+    assert set(added_tokens(tokenizer)) == set(added)
+    q, opts = "Does the poster suffer from depression?", ["yes", "no"]
+
+    def special_ids(text: str) -> list[int]:
+        ids = tokenizer(build_prompt(tokenizer, text, q, opts), add_special_tokens=False)["input_ids"]
+        return sorted(i for i in ids if i in added.values())
+
+    baseline = special_ids("I feel fine.")
+    for token in added:
+        for text in (token, f"I feel fine.{token}", f"{token}{token}x{token}", f"a {token}\n{token.upper()}"):
+            assert special_ids(text) == baseline, (token, text)
+    everything = "".join(added) + "".join(reversed(list(added)))
+    assert special_ids(everything) == baseline
+    assert neutralize_control_tokens("a<file_sep>b <gh_stars>", tuple(added)) == "a< file_sep>b < gh_stars>"
+    assert neutralize_control_tokens("plain <b> text", tuple(added)) == "plain <b> text"

@@ -124,11 +124,14 @@ Name of the Secret with the API key hashes, or empty when there is none (develop
 {{- end }}
 
 {{/*
-Checks that need more than the schema: production needs API keys.
+Checks that need more than the schema: production needs API keys; the ops port is not the API port.
 */}}
 {{- define "mental-r1.validate" -}}
 {{- if and (eq .Values.settings.env "production") (not (include "mental-r1.authSecretName" .)) }}
 {{- fail "settings.env=production needs API keys: set auth.apiKeyHashes (SHA-256 hex digests: printf %s \"$KEY\" | sha256sum) or auth.existingSecret; an open API is allowed only with settings.env=development" }}
+{{- end }}
+{{- if eq (int .Values.settings.port) (int .Values.settings.opsPort) }}
+{{- fail "settings.opsPort must differ from settings.port: the ops endpoints (metrics, docs) are kept off the API port" }}
 {{- end }}
 {{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set only one of minAvailable and maxUnavailable (null the other)" }}

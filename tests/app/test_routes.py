@@ -1,0 +1,225 @@
+"""The app's hostile-input handling, without an engine: the real app (create_app) with a stub assessor (or the
+real Assessor's tokenizer-only budget), through Starlette's TestClient. The same properties against the real
+service: tests/app/test_bad_input.py."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.middleware import SECURITY_HEADERS
+
+from .conftest import StubAssessor, ready
+
+SECRET = "Zebra-sentinel-7731"
+KEY_A, KEY_B = "key-a-0123456789", "key-b-0123456789"
+HASHES = ",".join(hashlib.sha256(k.encode()).hexdigest() for k in (KEY_A, KEY_B))
+
+
+def post(c, body, key=None, **kw):
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if isinstance(body, bytes):
+        return c.post("/assess", content=body, headers={"content-type": "application/json", **headers}, **kw)
+    return c.post("/assess", json=body, headers=headers, **kw)
+
+
+def assert_envelope(r, status, type_=None):
+    assert r.status_code == status, r.text
+    err = r.json()["error"]
+    assert err["message"] and (type_ is None or err["type"] == type_)
+    assert r.content.isascii()
+    return err
+
+
+# ------------------------------------------------------------------------------------- unexpected errors
+def test_unexpected_error_is_a_500_envelope_logged_by_type_only(engine_free_app, caplog):
+    app = engine_free_app()
+    caplog.set_level(logging.DEBUG)
+    # raise_server_exceptions=True (the default): the test fails if the exception is re-raised to the server
+    with TestClient(app) as c:
+        ready(app, StubAssessor(RuntimeError(f"boom while reading {SECRET}")))
+        r = post(c, {"text": f"{SECRET} I feel low"})
+        after = c.get("/livez")
+    assert_envelope(r, 500, "internal_error")
+    assert SECRET not in r.text and after.status_code == 200
+    logged = [rec for rec in caplog.records if "RuntimeError" in rec.getMessage()]
+    assert [rec.getMessage() for rec in logged] == ["unhandled RuntimeError in POST /assess"]
+    assert all(rec.exc_info is None for rec in caplog.records)  # no traceback anywhere
+    assert SECRET not in caplog.text
+
+
+def test_engine_validation_errors_are_4xx_without_their_message(engine_free_app):
+    from vllm.exceptions import VLLMValidationError
+
+    app = engine_free_app()
+    err = VLLMValidationError("The decoder prompt (length 3000) is longer than the maximum model length",
+                              parameter="prompt", value=SECRET)
+    with TestClient(app) as c:
+        ready(app, StubAssessor(err))
+        r = post(c, {"text": "hi"})
+    assert_envelope(r, 422, "invalid_request")
+    assert SECRET not in r.text and "VLLMValidationError" in r.text
+
+
+# ---------------------------------------------------------------------------------- token budget, Unicode
+@pytest.mark.parametrize("text", [
+    "Я уже несколько недель нормально не сплю, и ничего больше не кажется стоящим. " * 50,
+    "我已经好几个星期没有好好睡觉了，什么事情都觉得不值得做。" * 140,
+    "9" * 3999,
+])
+def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine_free_app, tokenizer, text):
+    from app.assessor import Assessor
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, Assessor(None, tokenizer, max_model_len=2048))  # assess() would need an engine: not reached
+        r = post(c, {"text": text[:4000], "tasks": ["DR", "SAD"]})
+    err = assert_envelope(r, 422, "invalid_request")
+    assert "tokens of text" in err["message"] and "characters of this text" in err["message"]
+    assert text[:12] not in r.text
+
+
+def test_reasoning_budget_is_shortened_to_fit(engine_free_app, tokenizer):
+    from app.assessor import Assessor
+
+    class Recording(Assessor):
+        async def assess(self, text, task, opts, request_id=None):  # the budget assess() would use
+            self.used = self.reasoning_budget(text, task, opts.max_tokens)
+            return await StubAssessor().assess(text, task, opts)
+
+    app = engine_free_app()
+    german = "Ich habe seit Wochen nicht richtig geschlafen und nichts fühlt sich mehr lohnenswert an. " * 45
+    with TestClient(app) as c:
+        ready(app, rec := Recording(None, tokenizer, max_model_len=2048))
+        r = post(c, {"text": german[:4000], "max_tokens": 384})
+    assert r.status_code == 200, r.text
+    assert 32 <= rec.used < 384
+
+
+@pytest.mark.parametrize("raw", [
+    rb'{"text": "\ud800 I feel low"}', rb'{"text": "I feel \udfff"}', rb'{"text": "\udc00\ud800"}',
+])
+def test_lone_surrogates_are_a_422(engine_free_app, raw):
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        r = post(c, raw)
+    err = assert_envelope(r, 422, "invalid_request")
+    assert "invalid Unicode" in err["message"]
+
+
+def test_hostile_field_names_and_task_ids_are_not_echoed(engine_free_app):
+    app = engine_free_app()
+    long_key = "k" * 10_000 + "\ud800"
+    many = {f"field{i}": i for i in range(2000)}
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        extra = post(c, json.dumps({"text": "hi", long_key: 1}).encode())
+        flood = post(c, {"text": "hi", **many})
+        task = post(c, {"text": "hi", "task": SECRET * 100})
+    assert_envelope(extra, 422)
+    assert len(extra.text) < 1000 and "k" * 40 not in extra.text
+    assert len(flood.json()["error"]["details"]) == 10 and len(flood.text) < 3000
+    assert_envelope(task, 422)
+    assert SECRET[:10] in task.text and SECRET * 2 not in task.text and len(task.text) < 600
+
+
+# -------------------------------------------------------------------------------- admission, rate limit
+def test_admission_counts_tasks(engine_free_app):
+    app = engine_free_app(max_queued_requests=4)
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        app.state.in_flight = 2  # two tasks of other requests are running
+        three = post(c, {"text": "hi", "tasks": ["DR", "SAD", "CAMS"]})
+        two = post(c, {"text": "hi", "tasks": ["DR", "SAD"]})
+        app.state.in_flight = 0
+        five = post(c, {"text": "hi", "tasks": ["DR", "SAD", "CAMS", "t-sid", "loneliness"]})
+        after = app.state.in_flight
+    assert_envelope(three, 503, "unavailable")
+    assert three.headers["retry-after"]
+    assert two.status_code == 200
+    assert "at most 4 at once" in assert_envelope(five, 422)["message"]  # could never be admitted
+    assert after == 0
+
+
+def test_per_key_rate_limit_counts_tasks_and_answers_429_with_retry_after(engine_free_app):
+    app = engine_free_app(api_key_hashes=HASHES, rate_limit_per_minute=3)
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        a = [post(c, {"text": "hi", "tasks": ["DR", "SAD"]}, KEY_A), post(c, {"text": "hi"}, KEY_A),
+             post(c, {"text": "hi"}, KEY_A)]
+        b = post(c, {"text": "hi"}, KEY_B)
+        unauthenticated = post(c, {"text": "hi"})
+    assert [r.status_code for r in a[:2]] == [200, 200]
+    err = assert_envelope(a[2], 429, "rate_limited")
+    assert "3 tasks per minute" in err["message"] and 1 <= int(a[2].headers["retry-after"]) <= 20
+    assert b.status_code == 200  # another key has its own budget
+    assert unauthenticated.status_code == 401
+
+
+# ----------------------------------------------------------------------------------------- request body
+def test_oversized_chunked_body_is_413_not_400(engine_free_app):
+    app = engine_free_app(max_body_bytes=4096)
+
+    def chunks():
+        yield b'{"text": "'
+        for _ in range(10):
+            yield b"a" * 1000
+        yield b'"}'
+
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        r = c.post("/assess", content=chunks(), headers={"content-type": "application/json"})
+        declared = post(c, b'{"text": "' + b"a" * 5000 + b'"}')
+    for resp in (r, declared):
+        assert_envelope(resp, 413, "payload_too_large")
+        assert resp.headers["connection"] == "close"
+
+
+# ------------------------------------------------------------------------------ headers, ops endpoints
+def test_security_headers_on_every_response(engine_free_app):
+    app = engine_free_app(max_body_bytes=1024)
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        responses = [post(c, {"text": "hi"}), c.get("/tasks"), c.get("/nope"), post(c, {"text": ""}),
+                     post(c, b"x" * 2000), c.get("/metrics")]
+        ready(app, StubAssessor(ValueError("x")))
+        responses.append(post(c, {"text": "hi"}))
+    assert [r.status_code for r in responses] == [200, 200, 404, 422, 413, 200, 500]
+    for r in responses:
+        for name, value in SECURITY_HEADERS:
+            assert r.headers[name.decode()] == value.decode()
+        assert r.headers["cache-control"] == "no-store"
+
+
+OPS = ["/metrics", "/openapi.json", "/docs", "/redoc"]
+
+
+def test_production_without_ops_port_serves_no_ops_endpoints(engine_free_app):
+    app = engine_free_app(env="production", api_key_hashes=HASHES)
+    with TestClient(app) as c:
+        assert [c.get(p).status_code for p in OPS] == [404] * 4
+        assert c.get("/livez").status_code == 200 and c.get("/tasks").status_code == 200
+
+
+def test_development_serves_ops_endpoints_on_the_api_port(engine_free_app):
+    app = engine_free_app()
+    with TestClient(app) as c:
+        assert [c.get(p).status_code for p in OPS] == [200] * 4
+
+
+@pytest.mark.parametrize("env", ["development", "production"])
+def test_ops_port_alone_serves_ops_endpoints(engine_free_app, env):
+    # TestClient's requests arrive on port 80: ops_port=80 makes them ops-port requests, 8080 API-port ones
+    on_ops = engine_free_app(env=env, api_key_hashes=HASHES, port=8000, ops_port=80)
+    on_api = engine_free_app(env=env, api_key_hashes=HASHES, port=80, ops_port=8080)
+    with TestClient(on_ops) as c:
+        assert [c.get(p).status_code for p in OPS] == [200] * 4
+        assert c.get("/livez").status_code == 404 and post(c, {"text": "hi"}, KEY_A).status_code == 404
+    with TestClient(on_api) as c:
+        assert [c.get(p).status_code for p in OPS] == [404] * 4
+        assert c.get("/livez").status_code == 200

@@ -1,0 +1,30 @@
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from mental_r1.schemas import AssessRequest, first_invalid_code_point, short_repr
+
+
+@pytest.mark.parametrize("raw", [r'"\ud800"', r'"ok \udfff then"', r'"\udc00\ud800"', r'"a\ud83d"'])
+def test_lone_surrogates_are_invalid_unicode(raw):
+    text = json.loads(raw)  # JSON carries them; the tokenizer cannot take them
+    with pytest.raises(ValidationError, match="invalid Unicode"):
+        AssessRequest(text=text)
+    assert first_invalid_code_point(text) is not None
+
+
+def test_valid_unicode_is_accepted():
+    for text in ("😢 ok", json.loads(r'"\ud83d\ude22"'), "नमस्ते", "\u0000 nul", "\ufeff bom", "\U0010ffff"):
+        assert AssessRequest(text=text).text == text
+        assert first_invalid_code_point(text) is None
+
+
+def test_unknown_task_is_named_by_a_short_escaped_prefix_only():
+    long_id = "DR" + "x" * 5000 + json.loads(r'"\ud800"')
+    with pytest.raises(ValidationError) as e:
+        AssessRequest(text="hi", tasks=[long_id, "also-unknown"])
+    msg = str(e.value.errors()[0]["msg"])
+    assert "unknown task 'DRxxxxxxxxxxxxxxxxxxxxxx'..." in msg and "(and 1 more)" in msg
+    assert len(msg) < 200 and msg.isascii()
+    assert short_repr("ab\ud800") == "'ab\\ud800'"
