@@ -181,12 +181,20 @@ def main(argv: list[str] | None = None) -> Path:
     p.add_argument("--parts", default="steps", help="steps (full trainer steps) and/or loss (isolated)")
     p.add_argument("--loss-reps", type=int, default=7)
     p.add_argument("--workdir", default="runs/bench_crpo_step")
+    p.add_argument("--full-lm-head", action="store_true",
+                   help="score every position in the LM head, as TRL does on CPU (the 'before' of compact_lm_head)")
     p.add_argument("--label", default="", help="suffix of the result file name, e.g. before / after")
     p.add_argument("--output", default=None, help="default: bench/results/crpo_step-<parts>[-label]-<date>.json")
     args, args.overrides = p.parse_known_args(argv)
 
     workdir = Path(args.workdir)
     parts = set(args.parts.split(","))
+    if args.full_lm_head:
+        import contextlib
+
+        import training.crpo_trainer
+
+        training.crpo_trainer.compact_lm_head = contextlib.nullcontext
     result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
               "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,

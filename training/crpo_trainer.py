@@ -15,7 +15,9 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 4. Logged every step: `crpo/entropy/<stage>` (token-weighted mean over the batch, all processes) and
    `crpo/stage_term`.
 5. Checkpoints get a completion marker and are rotated only once complete (training/checkpoints.py).
-6. With `rollout: vllm`, `_generate_single_turn` samples from an in-process vLLM engine whose weights are
+6. The fused LM head scores completion positions only, on every device (`compact_lm_head`): TRL 1.16 does so
+   only where Triton runs, and on CPU scores the prompt too (3-4x the work for the same values).
+7. With `rollout: vllm`, `_generate_single_turn` samples from an in-process vLLM engine whose weights are
    reloaded from the policy (LoRA merged) whenever the optimizer step changed (training/rollout.py);
    otherwise TRL's own rollout runs unchanged.
 
@@ -25,10 +27,13 @@ TRL's, and the per-stage entropies are still logged for comparison.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
 import trl
+import trl.trainer.utils as trl_utils
 from trl import GRPOTrainer
 
 from mental_r1.contract import STAGE_NAMES
@@ -39,6 +44,20 @@ from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
 
 TRL_VERSION = "1.16.0"
+
+
+@contextmanager
+def compact_lm_head() -> Iterator[None]:
+    """TRL's fused LM head (trl/trainer/utils.py, `add_fused_lm_head`) projects only the positions with a label
+    when `_use_triton(device)` says so, and every position otherwise; the values are the same either way (the
+    kernel itself is chosen separately, in trl/kernels). Within this context it takes the compact path on
+    every device. Only the forward needs it: the backward goes through the same indexing."""
+    original = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
 
 
 class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
@@ -86,7 +105,8 @@ class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
         return out
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
+        with compact_lm_head():
+            logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
         if kwargs.get("compute_entropy"):
             self._crpo_entropies = entropies  # (B, T), differentiable
         return logps, entropies, aux
