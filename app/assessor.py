@@ -144,7 +144,7 @@ class Assessor:
     def _budget(self, text: str, task: Task, prompt_ids: list[int], requested: int) -> int:
         margin = self.scoring_margin(task)
         budget = reasoning_budget(len(prompt_ids), requested, margin, self.max_model_len)
-        if budget < MIN_REASONING_TOKENS:
+        if budget < min(requested, MIN_REASONING_TOKENS):  # a smaller request (the warm-up's 8) is kept
             text_tokens = len(self._ids(text.strip()))
             fixed = len(prompt_ids) - text_tokens
             raise ContextOverflow(task.id, len(text.strip()), text_tokens,

@@ -233,6 +233,7 @@ def assess_main(argv: list[str]) -> None:
     args = assess_parser().parse_args(argv)
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")  # stdout holds the summary only
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # → finally blocks: the engine is shut down
     try:
         summary = asyncio.run(run_assess(args))

@@ -136,3 +136,10 @@ def test_a_text_that_fits_nowhere_says_how_long_it_may_be(assessor):
 
     with pytest.raises(ContextOverflow, match=r"the text is 4000 tokens long; .* at most \d+ tokens of text"):
         assessor.reasoning_budget("7" * 4000, TASKS["DR"], 32)
+
+
+def test_a_budget_under_the_minimum_is_kept_when_it_was_asked_for(assessor):
+    """The service's warm-up asks for 8 reasoning tokens (the API's minimum is 32): that is not an overflow."""
+    from mental_r1.tasks import get_task
+
+    assert assessor.reasoning_budget("Today was an ordinary day at work.", get_task("DR"), 8) == 8
