@@ -44,6 +44,7 @@ RUNS: dict[str, list[str]] = {
     "crpo_reversed": ["--algorithm", "crpo", "--stage_beta_m", str(-PAPER_M)],
     "crpo_flat": ["--algorithm", "crpo", "--stage_betas", *[str(-0.011844)] * len(STAGE_NAMES)],
 }
+ORDER = ("DR", "dreaddit", "SAD", "MultiWD", "Irf", "CAMS", "loneliness", "t-sid")  # docs/evaluation.md's order
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[1]
 
@@ -128,7 +129,8 @@ def report(names: list[str], args) -> dict:
         references[name], gold = uncalibrated(Path(path), args.eval_limit, unseen)
         assert gold_ref is None or gold == gold_ref, f"--reference {name} holds other rows than the runs' evaluations"
     table = references | table
-    datasets = list(next(iter(table.values()))["datasets"]) if table else []
+    found = list(next(iter(table.values()))["datasets"]) if table else []
+    datasets = [d for d in ORDER if d in found] + [d for d in found if d not in ORDER]
     lines = ["| model | " + " | ".join(datasets) + " | avg | trained | unseen | format valid | steps | wall (min) |",
              "|---|" + "---:|" * (len(datasets) + 6)]
     summary = {}
