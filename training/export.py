@@ -1,4 +1,4 @@
-"""The final Hugging Face checkpoint folder of a run, written atomically (training/checkpoints.publish_folder).
+"""The final Hugging Face checkpoint folder of a run, written atomically (mental_r1.publish.publish_folder).
 
 Contents: the model (safetensors), the tokenizer with its chat template, `generation_config.json` (the
 paper's sampling: temperature 0.85, top_p 0.95), `mental_r1_run.json` (the resolved run configuration and
@@ -16,7 +16,7 @@ import torch
 import transformers
 import trl
 
-from training.checkpoints import publish_folder
+from mental_r1.publish import publish_folder
 from training.models import generation_config
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "model_cards" / "template.md"

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-from training.checkpoints import publish_folder
+from mental_r1.publish import publish_folder
 
 # head_dim 32: the smallest head size vLLM's CPU attention supports, so the tiny model also serves.
 TINY = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -35,7 +35,8 @@ from trl import SFTConfig, SFTTrainer, TrlParser
 
 from mental_r1.contract import parse_completion
 from mental_r1.data import load_split
-from training.checkpoints import AtomicCheckpointMixin, publish_folder, resume_checkpoint
+from mental_r1.publish import publish_folder
+from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
 from training.config import RunArguments
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path

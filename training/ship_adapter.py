@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mental_r1.base_model import MANIFEST as BASE_MANIFEST
 from mental_r1.calibration import CALIBRATION_FILE
 from mental_r1.default_model import ADAPTER_DIR, ADAPTER_MANIFEST, MODEL_NAME, file_sha256
-from training.checkpoints import publish_folder
+from mental_r1.publish import publish_folder
 from training.run_log import read_jsonl
 
 MAX_ADAPTER_BYTES = 25 * 10**6

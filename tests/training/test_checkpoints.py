@@ -1,8 +1,6 @@
 import json
 
-import pytest
-
-from training.checkpoints import COMPLETE_MARKER, mark_complete, prepare_resume, publish_folder
+from training.checkpoints import COMPLETE_MARKER, mark_complete, prepare_resume
 
 
 def test_prepare_resume_skips_and_removes_incomplete(tmp_path):
@@ -20,25 +18,3 @@ def test_prepare_resume_skips_and_removes_incomplete(tmp_path):
 def test_prepare_resume_without_checkpoints(tmp_path):
     assert prepare_resume(tmp_path) is None
     assert prepare_resume(tmp_path / "missing") is None
-
-
-def test_publish_folder_replaces_atomically(tmp_path):
-    target = tmp_path / "final"
-    publish_folder(target, lambda d: (d / "a.txt").write_text("one"))
-    publish_folder(target, lambda d: (d / "b.txt").write_text("two"))
-    assert sorted(p.name for p in target.iterdir()) == ["b.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["final"]  # no temp or old folder left
-
-
-def test_publish_folder_failure_leaves_the_old_folder(tmp_path):
-    target = tmp_path / "final"
-    publish_folder(target, lambda d: (d / "a.txt").write_text("one"))
-
-    def broken(d):
-        (d / "half.bin").write_bytes(b"x")
-        raise RuntimeError("disk full")
-
-    with pytest.raises(RuntimeError):
-        publish_folder(target, broken)
-    assert (target / "a.txt").read_text() == "one"
-    assert [p.name for p in tmp_path.iterdir()] == ["final"]
