@@ -76,7 +76,8 @@ def server_config(app, settings: Settings, **overrides) -> uvicorn.Config:
               "limit_concurrency": settings.max_connections + 1,  # uvicorn counts the new connection too
               "h11_max_incomplete_event_size": settings.max_header_bytes,
               "timeout_keep_alive": settings.keep_alive_s,
-              "timeout_graceful_shutdown": int(settings.drain_timeout_s) or None, "log_level": "info"}
+              # the drain: 0 cancels in-flight requests at once (None would wait for them forever)
+              "timeout_graceful_shutdown": settings.drain_timeout_s, "log_level": "info"}
     return uvicorn.Config(app, **{**kwargs, **overrides})
 
 

@@ -48,3 +48,11 @@ def test_connection_limits_reach_uvicorn():
     assert config.limit_concurrency == 8  # uvicorn counts the connection being refused too
     assert config.h11_max_incomplete_event_size == 4096 and config.timeout_keep_alive == 3
     assert issubclass(config.http, BoundedH11Protocol) and config.http.header_timeout_s == 2.5
+
+
+@pytest.mark.parametrize(("drain", "uvicorn_timeout"), [(0, 0), (2.5, 2.5), (30, 30)])
+def test_the_drain_timeout_reaches_uvicorn_unrounded_and_0_does_not_wait_forever(drain, uvicorn_timeout):
+    from app.server import server_config
+
+    # uvicorn's timeout_graceful_shutdown=None waits for in-flight requests forever
+    assert server_config(object(), Settings(drain_timeout_s=drain)).timeout_graceful_shutdown == uvicorn_timeout
