@@ -5,9 +5,10 @@
 The adapter ships inside the package (`mental_r1/adapters/mental-r1-135m/`: the LoRA weights, the calibration,
 the model card and `manifest.json`, written by training/ship_adapter.py with every file's SHA-256, the version
 and how it was trained); the merged checkpoint is written once into the model cache
-(`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically, with a manifest like the base model's. An
-adapter whose files do not match its manifest is refused. When no adapter is committed, the default is the
-base model itself.
+(`$MENTAL_R1_CACHE/Mental-R1-135M-<adapter hash>`), atomically (mental_r1.publish), with a manifest like the
+base model's. An adapter whose files do not match its manifest is refused. When no adapter is committed, the
+default is the base model itself, with a warning, and the service names it as the untrained base
+(`mental_r1.base_model.UNTRAINED_NAME`).
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from mental_r1.base_model import MANIFEST, cache_dir, checkpoint_sha256, ensure_base_model
 from mental_r1.calibration import CALIBRATION_FILE
+from mental_r1.publish import publish_folder
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,8 @@ def ensure_default_model(root: Path | None = None, adapter: Path = ADAPTER_DIR, 
     """The folder the service serves when no --model is given (built on first use, a no-op afterwards)."""
     base = base or ensure_base_model(root)
     if not (adapter / "adapter_model.safetensors").exists():
+        log.warning("no Mental-R1 adapter in %s: the default model is the untrained base model %s, which does "
+                    "not assess reliably (ship an adapter with training/ship_adapter.py)", adapter, base.name)
         return base
     root = Path(root) if root else cache_dir()
     shipped = verify_adapter(adapter)
@@ -88,18 +90,15 @@ def ensure_default_model(root: Path | None = None, adapter: Path = ADAPTER_DIR, 
     target = root / f"{MODEL_NAME}-{sha[:12]}"
     if (target / MANIFEST).exists():
         return target
-    root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=root, prefix=".merge-") as tmp:
-        build = Path(tmp) / target.name
-        log.info("merging %s into %s", adapter, base.name)
-        merge_adapter(base, adapter, build)
+    log.info("merging %s into %s", adapter, base.name)
+
+    def build(out: Path) -> None:
+        merge_adapter(base, adapter, out)
         manifest = {"name": MODEL_NAME, "version": shipped.get("version"), "base": base.name,
-                    "adapter_sha256": sha, "dtype": "bfloat16",
-                    "sha256": checkpoint_sha256(build)}
-        (build / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(build, target)
+                    "adapter_sha256": sha, "dtype": "bfloat16", "sha256": checkpoint_sha256(out)}
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+    publish_folder(target, build)
     return target
 
 

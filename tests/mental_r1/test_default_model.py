@@ -7,8 +7,34 @@ from mental_r1.base_model import MANIFEST, checkpoint_sha256
 from mental_r1.default_model import MODEL_NAME, adapter_sha256, ensure_default_model
 
 
-def test_without_an_adapter_the_default_is_the_base_model(base_model_dir, tmp_path):
+def test_without_an_adapter_the_default_is_the_base_model_with_a_warning(base_model_dir, tmp_path, caplog):
     assert ensure_default_model(tmp_path, adapter=tmp_path / "none", base=base_model_dir) == base_model_dir
+    (warning,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "untrained base model" in warning.getMessage()
+
+
+def test_the_merged_model_is_published_fsynced_and_never_half_written(monkeypatch, tmp_path, fsynced):
+    import mental_r1.default_model as dm
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora")
+    monkeypatch.setattr(dm, "verify_adapter", lambda a: {"version": "9.9"})
+    monkeypatch.setattr(dm, "merge_adapter", lambda base, a, out: (out / "model.safetensors").write_bytes(b"m"))
+    cache = tmp_path / "cache"
+    out = ensure_default_model(cache, adapter=adapter, base=tmp_path / "base")
+    assert out.parent == cache and (out / "model.safetensors").read_bytes() == b"m"
+    assert {"model.safetensors", MANIFEST} <= {p.name for p in fsynced} and fsynced[-1] == cache
+
+    def crash(base, a, out):
+        (out / "model.safetensors").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    (adapter / "adapter_model.safetensors").write_bytes(b"another lora")  # a new adapter hash: a new folder
+    monkeypatch.setattr(dm, "merge_adapter", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_default_model(cache, adapter=adapter, base=tmp_path / "base")
+    assert [p.name for p in cache.iterdir()] == [out.name]  # no partial folder, no temp left
 
 
 def test_adapter_is_merged_once_into_a_verified_checkpoint(base_model_dir, tmp_path):
