@@ -132,7 +132,8 @@ ENV HF_HUB_OFFLINE=1 \
 USER 2000:0
 EXPOSE 8000
 # /livez answers while the model loads (process alive); readiness is /readyz, which Kubernetes
-# probes itself (it ignores HEALTHCHECK). `docker stop -t 45` leaves time for the 30 s drain.
+# probes itself (it ignores HEALTHCHECK). `docker stop -t 70` leaves time for the 30 s drain and the
+# engine shutdown after it (bounded by the drain timeout too): docs/deployment.md "Stopping".
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request as u; u.urlopen('http://127.0.0.1:%s/livez' % os.environ.get('MENTAL_R1_PORT', '8000'), timeout=4)"]
 ENTRYPOINT ["tini", "--", "python", "-m", "app"]

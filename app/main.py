@@ -26,14 +26,16 @@ WARMUP_TEXT = "Today was an ordinary day at work."
 
 
 def model_info(folder: Path, name: str | None) -> ModelInfo:
-    """Name and version of a checkpoint: the shipped version (if any) and the recorded or computed content hash."""
-    from mental_r1.base_model import MANIFEST, checkpoint_sha256
+    """Name and version of a checkpoint: the shipped version (if any) and the recorded or computed content hash.
+    The converted base model (the default when no adapter ships) is named as the untrained base it is."""
+    from mental_r1.base_model import MANIFEST, PACKAGE, UNTRAINED_NAME, checkpoint_sha256
 
     path = folder / MANIFEST
     manifest = json.loads(path.read_text()) if path.exists() else {"sha256": checkpoint_sha256(folder)}
     digest = f"sha256:{manifest['sha256'][:12]}"
     version = f"{manifest['version']}+{digest}" if manifest.get("version") else digest
-    return ModelInfo(name=name or manifest.get("name") or folder.name, version=version)
+    fallback = UNTRAINED_NAME if manifest.get("source") == PACKAGE else folder.name
+    return ModelInfo(name=name or manifest.get("name") or fallback, version=version)
 
 
 async def _load(app: FastAPI, settings: Settings) -> None:
@@ -89,7 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state.draining, state.ready = True, False
             loader.cancel()
             if state.engine is not None:
-                state.engine.shutdown(timeout=5.0)  # in-flight requests were drained by uvicorn already
+                # in-flight requests were drained by uvicorn already; bounded like the drain (docs/deployment.md)
+                state.engine.shutdown(timeout=settings.drain_timeout_s)
 
     app = FastAPI(
         title="Mental-R1 assessment API",

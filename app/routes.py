@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import secrets
 import time
 import uuid
@@ -22,6 +23,7 @@ from app.safety import record_metrics
 from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
 from mental_r1.tasks import TASKS, get_task
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 RETRY_AFTER = {"Retry-After": "5"}
 
@@ -167,7 +169,10 @@ async def livez(request: Request):
 @router.get("/readyz")
 @router.get("/health", include_in_schema=False)
 async def readyz(request: Request):
-    """Ready when the engine has loaded, answered a warm-up assessment and is not draining."""
+    """Ready when the engine has loaded, answered a warm-up assessment and is not draining. A slow or failed
+    health check is a 503 for now; only vLLM's EngineDeadError marks the engine dead (→ /livez 503, restart)."""
+    from vllm.v1.engine.exceptions import EngineDeadError
+
     state = request.app.state
     if state.load_error:
         raise ServiceError(503, f"model failed to load: {state.load_error}", RETRY_AFTER)
@@ -177,9 +182,12 @@ async def readyz(request: Request):
         raise ServiceError(503, "loading model", RETRY_AFTER)
     try:
         await asyncio.wait_for(state.engine.check_health(), timeout=1.0)
-    except Exception:  # noqa: BLE001 - any failure of the health check means not ready
+    except EngineDeadError:
         state.engine_dead, state.ready = True, False
         raise ServiceError(503, "inference engine is not healthy", RETRY_AFTER) from None
+    except Exception as e:  # noqa: BLE001 - a timeout or transient failure: not ready now, maybe next probe
+        log.warning("engine health check failed: %s", type(e).__name__)
+        raise ServiceError(503, "inference engine did not answer its health check", RETRY_AFTER) from None
     return {"status": "ready", "model": state.model_info.model_dump()}
 
 

@@ -223,3 +223,85 @@ def test_ops_port_alone_serves_ops_endpoints(engine_free_app, env):
     with TestClient(on_api) as c:
         assert [c.get(p).status_code for p in OPS] == [404] * 4
         assert c.get("/livez").status_code == 200
+
+
+# ------------------------------------------------------------------------------ readiness and shutdown
+class Engine:
+    """check_health raises `fails[0]`, `fails[1]`, ... then answers; shutdown records its timeout."""
+
+    def __init__(self, *fails: BaseException):
+        self.fails, self.shutdown_timeouts = list(fails), []
+
+    async def check_health(self):
+        if self.fails:
+            raise self.fails.pop(0)
+
+    def shutdown(self, timeout=None):
+        self.shutdown_timeouts.append(timeout)
+
+
+def test_a_failed_health_check_is_a_503_but_does_not_kill_the_engine(engine_free_app):
+    import asyncio
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        app.state.engine = Engine(asyncio.TimeoutError(), RuntimeError("transient"))
+        first, second, third = c.get("/readyz"), c.get("/readyz"), c.get("/readyz")
+        assessed, live = post(c, {"text": "hi"}), c.get("/livez")
+    assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
+    assert first.headers["retry-after"] and not app.state.engine_dead
+    assert assessed.status_code == 200 and live.status_code == 200
+
+
+def test_engine_dead_error_in_the_health_check_is_fatal(engine_free_app):
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        app.state.engine = Engine(EngineDeadError())
+        assert c.get("/readyz").status_code == 503
+        assert c.get("/readyz").status_code == 503 and c.get("/livez").status_code == 503
+        assert_envelope(post(c, {"text": "hi"}), 503)
+    assert app.state.engine_dead
+
+
+def test_a_shutdown_signal_turns_readyz_and_assess_into_503(engine_free_app):
+    import signal
+
+    from app.server import DrainingServer, server_config
+    from app.settings import Settings
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        app.state.engine = Engine()
+        assert c.get("/readyz").status_code == 200
+        server = DrainingServer(server_config(app, Settings()))
+        server.config.load()  # what uvicorn does before serving: wraps the app in its own middleware
+        server.handle_exit(signal.SIGTERM, None)
+        r, assessed, live = c.get("/readyz"), post(c, {"text": "hi"}), c.get("/livez")
+    assert server.should_exit
+    assert assert_envelope(r, 503)["message"] == "draining" and r.headers["retry-after"]
+    assert assert_envelope(assessed, 503)["message"] == "shutting down" and live.status_code == 200
+
+
+@pytest.mark.parametrize("drain", [0.0, 2.5])
+def test_engine_shutdown_is_bounded_by_the_drain_timeout(engine_free_app, drain):
+    app = engine_free_app(drain_timeout_s=drain)
+    engine = Engine()
+    with TestClient(app):
+        app.state.engine = engine
+    assert engine.shutdown_timeouts == [drain]
+
+
+# ------------------------------------------------------------------------------------- model identity
+def test_the_untrained_base_model_is_named_as_such(base_model_dir, tmp_path):
+    from app.main import model_info
+    from mental_r1.base_model import UNTRAINED_NAME
+
+    assert model_info(base_model_dir, None).name == UNTRAINED_NAME == "SmolLM2-135M-Instruct (untrained base model)"
+    assert model_info(base_model_dir, "mine").name == "mine"  # --model-name wins
+    (tmp_path / "config.json").write_text("{}")
+    assert model_info(tmp_path, None).name == tmp_path.name  # any other checkpoint: its folder name

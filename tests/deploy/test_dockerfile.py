@@ -315,3 +315,14 @@ def test_dockerignore_keeps_the_shipped_adapter():
 
     rel = (ADAPTER_DIR / "adapter_model.safetensors").relative_to(REPO).as_posix()
     assert not ignored(rel) and not ignored((ADAPTER_DIR / "adapter_config.json").relative_to(REPO).as_posix())
+
+
+def test_the_stop_timeout_is_the_same_in_the_dockerfile_and_the_docs_and_covers_drain_and_shutdown():
+    from app.settings import Settings
+
+    docs = (REPO / "docs" / "deployment.md").read_text()
+    pattern = r"(?:docker stop -t|--stop-timeout) (\d+)"
+    found = {int(n) for text in (DOCKERFILE.read_text(), docs) for n in re.findall(pattern, text)}
+    drain = Settings().drain_timeout_s
+    # the drain, then the engine shutdown bounded by the same timeout (app/main.py), then margin
+    assert len(found) == 1 and found.pop() > 2 * drain, found
