@@ -241,12 +241,10 @@ class Engine:
 
 
 def test_a_failed_health_check_is_a_503_but_does_not_kill_the_engine(engine_free_app):
-    import asyncio
-
     app = engine_free_app()
     with TestClient(app) as c:
         ready(app, StubAssessor())
-        app.state.engine = Engine(asyncio.TimeoutError(), RuntimeError("transient"))
+        app.state.engine = Engine(TimeoutError(), RuntimeError("transient"))
         first, second, third = c.get("/readyz"), c.get("/readyz"), c.get("/readyz")
         assessed, live = post(c, {"text": "hi"}), c.get("/livez")
     assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
