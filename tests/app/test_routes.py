@@ -303,3 +303,13 @@ def test_the_untrained_base_model_is_named_as_such(base_model_dir, tmp_path):
     assert model_info(base_model_dir, "mine").name == "mine"  # --model-name wins
     (tmp_path / "config.json").write_text("{}")
     assert model_info(tmp_path, None).name == tmp_path.name  # any other checkpoint: its folder name
+
+
+def test_request_text_is_not_logged_on_success_or_refusal(engine_free_app, caplog):
+    caplog.set_level(logging.DEBUG)
+    app = engine_free_app(max_text_chars=200)
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        ok, too_long = post(c, {"text": f"{SECRET} I feel low"}), post(c, {"text": SECRET + " x" * 200})
+    assert ok.status_code == 200 and too_long.status_code == 422
+    assert caplog.records and SECRET not in caplog.text

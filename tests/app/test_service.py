@@ -234,9 +234,15 @@ def test_openapi_lists_assess(server):
 
 
 def test_request_text_never_reaches_the_logs(server):
+    sentinel = f"Quokka-sentinel-{time.time_ns()}"  # this test's own: passes alone, not thanks to earlier tests
+    with server.client() as c:
+        ok = c.post("/assess", json={"text": f"{sentinel} I want to kill myself tonight", **SHORT})
+        too_long = c.post("/assess", json={"text": sentinel + " x" * 1500, **SHORT})  # 422 path too
+    assert ok.status_code == 200 and too_long.status_code == 422
+    time.sleep(0.5)  # let the access log line land
     logs = server.logs()
-    assert "POST /assess" in logs  # the log is being captured
-    assert "Zebra-sentinel" not in logs and "kill myself" not in logs
+    assert logs.count("POST /assess") >= 2  # the log is being captured
+    assert sentinel not in logs and "Quokka" not in logs and "kill myself" not in logs
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(server):
