@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 
 from app.settings import Settings
+from bench.provenance import provenance
 from bench.servers import REPO, free_port
 
 KEY = "bench-connections-key"
@@ -69,6 +70,7 @@ def rss_mib(pid: int) -> float:
 
 def main() -> None:
     defaults = Settings()
+    started = os.getloadavg()
     port, ops = free_port(), free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("MENTAL_R1_")}, "MENTAL_R1_ENV": "production",
            "MENTAL_R1_API_KEY_HASHES": hashlib.sha256(KEY.encode()).hexdigest(), "OMP_NUM_THREADS": "1"}
@@ -82,8 +84,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
             log.close()
-    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "cpus": os.cpu_count(),
-              "load_avg": os.getloadavg(), "settings": {k: getattr(defaults, k) for k in (
+    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "provenance": provenance(started),
+              "settings": {k: getattr(defaults, k) for k in (
                   "max_connections", "max_header_bytes", "header_timeout_s", "keep_alive_s", "body_timeout_s",
                   "max_body_bytes")}, **result}
     out = REPO / "bench" / "results" / f"connections-{dt.date.today()}.json"

@@ -16,7 +16,7 @@ rollout) and the load average around each run.
 Loss part: CRPO's extra work in isolation, on one fixed batch of 8 stage-formatted completions (the SFT
 targets of 8 training examples): the stage masks (`stage_index_batch`), and loss + backward with the paper's
 betas vs. all betas 0 (same trainer, same batch, interleaved `--loss-reps` times).
-Results: bench/results/crpo_step-<parts>[-<label>]-<date>.json, with the git commit and machine load.
+Results: bench/results/crpo_step-<parts>[-<label>]-<date>.json, with the git commit and machine load (bench.provenance).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
+from bench.provenance import provenance
 from mental_r1.data import load_split
 from training.config import CRPOConfig
 from training.crpo_trainer import CRPOTrainer
@@ -195,11 +195,11 @@ def main(argv: list[str] | None = None) -> Path:
         import training.crpo_trainer
 
         training.crpo_trainer.compact_lm_head = contextlib.nullcontext
-    result = {"date": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
+    started = os.getloadavg()
+    result = {"date": dt.datetime.now().isoformat(timespec="seconds"),
               "settings": {k: v for k, v in vars(args).items() if k not in ("output",)},
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-                          "loadavg_start": os.getloadavg()[0]}, "summary": {}}
+                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}, "summary": {}}
     if "steps" in parts:
         kinds = args.algorithms.split(",")
         runs = []
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> Path:
         train = load_split(args.data_dir, "train")
         result["loss_part"] = loss_part(args, model_path, select_examples(train, 8, args.seed),
                                         RewardWeights.from_examples(train), workdir)
-    result["machine"]["loadavg_end"] = os.getloadavg()[0]
+    result["provenance"] = provenance(started)
     tag = "-".join(sorted(parts)) + (f"-{args.label}" if args.label else "")
     out = Path(args.output or RESULTS / f"crpo_step-{tag}-{dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,14 +225,6 @@ def main(argv: list[str] | None = None) -> Path:
     print(json.dumps({k: v for k, v in result.items() if k in ("summary", "loss_part")}, indent=2))
     print(f"wrote {out}")
     return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              check=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import sys
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.provenance import provenance
 from bench.servers import REPO, EngineLimits, Proc, start_service
 from mental_r1.tasks import TASKS
 
@@ -166,6 +168,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/load-<date>.json")
     args = p.parse_args()
+    started = os.getloadavg()
 
     if args.model == "tiny":
         model = tiny_model()
@@ -203,6 +206,7 @@ def main() -> None:
         "memory": memory_verdict(run["rss"], args.memory_tolerance),
         "problems": dict(load.problems), "problem_examples": load.examples, **run,
     }
+    result["provenance"] = provenance(started)
     result["passed"] = not load.problems and result["memory"]["stable"] and load.status[200] > 0
     date = dt.datetime.now().strftime("%Y-%m-%d")
     out = args.output or REPO / "bench" / "results" / f"load-{date}.json"

@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -42,6 +43,7 @@ from pathlib import Path
 import httpx
 
 from app.assessor import chain_rule, scoring_nodes
+from bench.provenance import provenance
 from bench.servers import REPO, EngineLimits, Proc, start_service, start_vllm_server
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
 from mental_r1.data import load_split
@@ -272,6 +274,7 @@ def main() -> None:
     limits = EngineLimits(max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib,
                           max_num_seqs=args.max_num_seqs, omp_threads_bind=args.omp_threads_bind)
     logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    started = os.getloadavg()
     date = dt.datetime.now().strftime("%Y-%m-%d")
     out_path = args.output or REPO / "bench" / "results" / f"serve-{date}.json"
 
@@ -333,7 +336,7 @@ def main() -> None:
         "command": "python -m bench.serve " + " ".join(f"{k}={v}" for k, v in vars(args).items()),
         "model": str(model), "max_tokens": args.max_tokens, "prompts_per_round": plan,
         "engine_limits": vars(limits), "server_startup_s": startup,
-        "machine": {"nproc": __import__("os").cpu_count(), "uptime_end": uptime()},
+        "machine": {"nproc": os.cpu_count(), "uptime_end": uptime()}, "provenance": provenance(started),
         "rounds": rounds, **median_summary(rounds, concs),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)

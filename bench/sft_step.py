@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -34,6 +35,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
+from bench.provenance import provenance
 from mental_r1.data import load_split
 from training.models import resolve_model_path
 from training.prompts import select_examples
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--output", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.manual_seed(0)
+    started = os.getloadavg()
     model_path = resolve_model_path(args.model)
     tok = AutoTokenizer.from_pretrained(model_path)
     run = SFTRunArguments(max_prompt_tokens=320, max_stage_words=12)
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         r["ratio_to_first"] = round(r["median_s"] / base, 3)
     report = {"rows": len(rows), "median_row_tokens": statistics.median(tokens),
               "median_completion_tokens": statistics.median(completion), "batch": "4 x 2 accumulation",
-              "torch_threads": torch.get_num_threads(), "results": results}
+              "torch_threads": torch.get_num_threads(), "results": results,
+              "provenance": provenance(started)}
     print(json.dumps(report, indent=2))
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
