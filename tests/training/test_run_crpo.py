@@ -245,7 +245,6 @@ def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(
                             str(sft), "--beta", "0.0", "--learning_rate", "0.05", "--rollout", "vllm",
                             "--save_strategy", "no"])
     trainer, _ = entry.build_trainer(run, cfg)
-    start_policy = copy.deepcopy(trainer.model).merge_and_unload().eval()
     trainer.train()
     engine = trainer._rollout
     assert engine is not None and engine.loaded_step == 1  # step 0's weights, then reloaded after step 1
