@@ -1,6 +1,5 @@
 """Real TRL steps on a tiny model (CPU): the cpu_smoke config for every algorithm, checkpoints, resume, vLLM."""
 
-import copy
 import json
 import os
 import signal
