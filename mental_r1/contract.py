@@ -33,22 +33,22 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("stimulus", "Stimulus", "the key event or situation the person describes, without interpretation"),
-    Stage("primary_appraisal", "Primary appraisal",
-          "its personal relevance and potential impact (harm, threat, loss or challenge)"),
-    Stage("secondary_appraisal", "Secondary appraisal", "the coping resources and options available"),
-    Stage("reaction", "Reaction", "the likely emotional and behavioural responses"),
-    Stage("mental_state", "Mental state", "the probable mental-health condition or state"),
+    Stage("stimulus", "Stimulus", "the event described"),
+    Stage("primary_appraisal", "Primary appraisal", "its relevance and impact"),
+    Stage("secondary_appraisal", "Secondary appraisal", "coping resources"),
+    Stage("reaction", "Reaction", "emotions and behaviour"),
+    Stage("mental_state", "Mental state", "the chosen option's sentence"),
 )
 STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 PREFILL = "<think>\n<stimulus>"
 
+# Compact on purpose (~60 tokens; v1's was ~180 of a ~430-token training row): every token here is paid on
+# every training row and every served request. The model learns the format from its training targets, so
+# the prompt names the stages in order and says what goes where, nothing more.
 SYSTEM_PROMPT = (
-    "You assess social-media posts for mental-health research. Reason in five stages of cognitive "
-    "appraisal, each inside its own tag, then give one option as the answer:\n"
-    + "\n".join(f"<{s.name}>{s.definition}</{s.name}>" for s in STAGES)
-    + "\nFormat: <think>\n<stimulus>…</stimulus>\n…\n<mental_state>…</mental_state>\n</think>\n"
-    "<answer>one option, exactly as written</answer>"
+    "Assess the post for mental-health research. Reason in five tagged stages, "
+    + ", ".join(f"<{s.name}> {s.definition}" for s in STAGES)
+    + ", inside <think></think>, then give one option, exactly as written, in <answer></answer>."
 )
 
 
@@ -238,6 +238,12 @@ def commit_prefix(completion: str) -> str:
     if last in unclosed and parsed.stage_spans[last][1] == len(parsed.text):
         body += f"</{last}>"
     return body + "\n" + COMMIT_TAG
+
+
+def label_continuation(label_sentence: str) -> str:
+    """What is scored at the commit point for a label (and what SFT trains there): its sentence closing the
+    mental_state stage."""
+    return label_sentence + "</mental_state>"
 
 
 def committed_completion(prefix: str, label: str, label_sentence: str) -> str:

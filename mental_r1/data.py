@@ -13,6 +13,12 @@ the same rows whatever the seed or subset) is held back: `load_split(…, "train
 `load_split(…, "val")` returns it. Checkpoints and thresholds are chosen on "val"; "test" is for the final
 table only.
 
+Datasets with a test split only (IMHI's CAMS, loneliness and t-sid) are carved into three parts by a salted
+hash of the post (`carved_split`): "train" (half), "val" (a fifth) and "test" (the rest, never trained or
+selected on). For t-sid the untouched part is the crisis screen's part B (`screen_part`), so the screen's
+figures and the model's stay on the same unseen posts; its part A is split 70/30 into train and val.
+`load_split(…, carve=False)` returns such a test file whole (the crisis-screen measurement splits it itself).
+
 Every problem with a file raises DataError naming the file and the row.
 """
 
@@ -138,6 +144,30 @@ def is_held_out(example: Example) -> bool:
     return int.from_bytes(digest[:4], "big") % HOLDOUT_EVERY == 0
 
 
+def _hash_byte(salt: bytes, text: str) -> int:
+    return hashlib.sha256(salt + text.encode()).digest()[0]
+
+
+def screen_part(text: str) -> str:
+    """'A' (develop and fit) or 'B' (report only) for a t-sid post: the crisis screen's salted split
+    (training/screen_eval.py), independent of is_held_out's."""
+    return "A" if _hash_byte(b"crisis-screen:", text) % 2 == 0 else "B"
+
+
+UNTOUCHED_BY_SCREEN_PART = ("t-sid",)  # datasets whose untouched part is the crisis screen's part B
+
+
+def carved_split(example: Example) -> str:
+    """Which part of a test-only dataset a post belongs to: "train", "val" or "test" (decided by the post
+    alone, so every question about one post stays in one part)."""
+    if example.dataset in UNTOUCHED_BY_SCREEN_PART:
+        if screen_part(example.text) == "B":
+            return "test"
+        return "train" if _hash_byte(b"carve-a:", example.text) % 10 < 7 else "val"
+    h = _hash_byte(b"carve:", example.text) % 10
+    return "train" if h < 5 else "val" if h < 7 else "test"
+
+
 def _read_split(data_dir: Path, split: str, name: str) -> list[Example]:
     if (data_dir / split).is_dir():
         return load_imhi_csv(data_dir / split / f"{name}.csv", name)
@@ -145,11 +175,14 @@ def _read_split(data_dir: Path, split: str, name: str) -> list[Example]:
     return load_paper_csv(_paper_files(data_dir / name, split), custom_task(name, files))
 
 
-def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None = None) -> list[Example]:
+def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None = None,
+               carve: bool = True) -> list[Example]:
     """All examples of `split` (train/val/test) for `datasets` (default: every dataset present).
 
     Datasets with training data but no val split contribute their held-out slice (is_held_out) to "val"
-    and the rest of their rows to "train" (see the module docstring).
+    and the rest of their rows to "train"; datasets with a test split only are carved (carved_split) into
+    train, val and an untouched test part, unless `carve=False` (then "test" is the whole file and they have
+    no train or val rows). See the module docstring.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {SPLITS}")
@@ -158,9 +191,11 @@ def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None 
         raise DataError(f"data directory {data_dir} does not exist; pass --data-dir pointing to the IMHI "
                         "folder (…/imhi) or a folder of paper-format datasets")
     own = list_datasets(data_dir, split)
+    with_train = set(list_datasets(data_dir, "train"))
     with_val = set(list_datasets(data_dir, "val"))
-    holdout = [d for d in list_datasets(data_dir, "train") if d not in with_val] if split in ("train", "val") else []
-    available = sorted(set(own) | (set(holdout) if split == "val" else set()))
+    holdout = [d for d in with_train if d not in with_val] if split in ("train", "val") else []
+    carved = [d for d in list_datasets(data_dir, "test") if d not in with_train | with_val] if carve else []
+    available = sorted(set(own) | (set(holdout) if split == "val" else set()) | set(carved))
     if not available:
         raise DataError(f"{data_dir}: no {split} data found; expected the IMHI layout DIR/{{train,val,test}}/NAME.csv "
                         "or the paper layout DIR/NAME/{train,val,test}_clean.csv (pass the folder that holds "
@@ -171,7 +206,9 @@ def load_split(data_dir: str | Path, split: str, datasets: Iterable[str] | None 
         raise DataError(f"{data_dir}: no {split} data for {missing}; available: {available}")
     out: list[Example] = []
     for name in wanted:
-        if name in holdout:  # "val" takes the held-out slice of the training rows, "train" the rest
+        if name in carved:  # a test-only dataset: this split's part of its test file
+            out.extend(ex for ex in _read_split(data_dir, "test", name) if carved_split(ex) == split)
+        elif name in holdout:  # "val" takes the held-out slice of the training rows, "train" the rest
             out.extend(ex for ex in _read_split(data_dir, "train", name) if is_held_out(ex) == (split == "val"))
         else:
             out.extend(_read_split(data_dir, split, name))

@@ -1,14 +1,20 @@
-"""Cold-start SFT: teach a small model the five-stage format before RL (its base gets ~0 format reward).
+"""Cold-start SFT: teach a small model the five-stage format and, above all, the decision, before RL.
 
-    python training/run_sft.py --config training/configs/sft_smollm2.yaml                       # full FT
-    python training/run_sft.py --config training/configs/sft_smollm2.yaml --use_peft --output_dir runs/sft_lora
-    python training/run_sft.py --config training/configs/sft_smollm2.yaml --resume              # after a kill
+    python training/run_sft.py --config training/configs/sft_smollm2_v2.yaml            # Mental-R1-135M v2
+    python training/run_sft.py --config training/configs/sft_smollm2_v2.yaml --resume true   # after a kill
 
-Rows are (prompt, completion) pairs for TRL's SFTTrainer: the prompt is `mental_r1.contract.build_prompt`
-(chat template + pre-filled `<think>\\n<stimulus>`, exactly what RL and the service use), the completion
-is the stage-formatted IMHI answer from training/sft_targets.py (how it is laid out, and its limits, are
-documented there) plus EOS; the loss covers the completion only. Targets that do not parse as valid
-(`parse_completion(...).valid`) or that do not fit `max_length` are dropped and counted in the log.
+Rows are token ids, built exactly as the service and RL see them (mental_r1.contract.build_prompt: chat
+template + pre-filled `<think>\\n<stimulus>`):
+- a reasoning row per example: prompt, then the stage-formatted IMHI answer (training/sft_targets.py: whole
+  sentences within a token budget) + EOS. The reasoning up to `<mental_state>` and the label continuation
+  (`LABEL SENTENCE</mental_state>`) are tokenized apart, as the service scores them (app/assessor.py);
+- with `direct_rows`, a second row per example: prompt + `commit_prefix("")` (an empty reasoning), then the
+  label continuation only. It trains the decision without reasoning: the crisis screen's model source reads
+  the model there, and evaluate.py's `--max-tokens 1` measures it.
+The loss covers the targets only; tokens of the label continuation weigh `label_weight` times a reasoning
+token (the decision is ~10 of ~110 target tokens, so an unweighted loss is mostly the explanations'
+register), normalised by the summed weights. `balanced` spreads each dataset's rows over its tasks and labels.
+Rows that do not fit `max_length`, and explanations of fewer than three sentences, are dropped and counted.
 
 Full fine-tuning by default; `--use_peft` trains a LoRA adapter (peft) and, unless `--merge_lora false`,
 merges it into the base weights so `final/` is a full checkpoint that transformers and vLLM load. Outputs
@@ -33,7 +39,7 @@ from peft import LoraConfig
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer, TrlParser
 
-from mental_r1.contract import parse_completion
+from mental_r1.contract import COMMIT_TAG, commit_prefix, label_continuation, parse_completion
 from mental_r1.data import load_split
 from mental_r1.publish import publish_folder
 from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
@@ -49,8 +55,15 @@ log = logging.getLogger("training.run_sft")
 
 @dataclass
 class SFTRunArguments(RunArguments):
-    max_stage_words: int | None = field(default=None, metadata={
-        "help": "Cut every stage of the target to this many words (shorter completions; default: uncut)."})
+    max_reasoning_tokens: int | None = field(default=None, metadata={
+        "help": "Token budget of the three explanation stages (whole sentences: the longest inner sentences "
+                "are dropped until they fit; default: the whole explanation)."})
+    max_stimulus_tokens: int | None = field(default=None, metadata={
+        "help": "Token budget of the stimulus (the post's first sentence that fits; default: no limit)."})
+    label_weight: float = field(default=1.0, metadata={
+        "help": "Loss weight of the label continuation's tokens relative to a reasoning token."})
+    direct_rows: bool = field(default=False, metadata={
+        "help": "Add a row per example that commits to the label after an empty reasoning (no explanation)."})
     balanced: bool = field(default=True, metadata={
         "help": "Spread each dataset's examples evenly over its tasks and labels (training/prompts.py)."})
     use_peft: bool = field(default=False, metadata={"help": "Train a LoRA adapter instead of all weights."})
@@ -79,14 +92,19 @@ class ColdStartSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft keeps LoRA inside
         labels = inputs["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
         mask = labels != -100
+        weights = inputs["weights"][:, 1:][mask] if "weights" in inputs else None  # (N,)
         # the backbone is called directly, past the forward that accelerate wraps in autocast: enter it here
         with self.accelerator.autocast():
             hidden = causal_lm.model(input_ids=inputs["input_ids"], attention_mask=inputs.get("attention_mask"),
                                      use_cache=False).last_hidden_state  # (B, T, H)
             logits = causal_lm.lm_head(hidden[:, :-1][mask]).float()  # (N, V), N = completion tokens of the batch
         targets = labels[mask]
-        n = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
-        loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / n
+        if weights is None:
+            n = num_items_in_batch if num_items_in_batch is not None else mask.sum().clamp(min=1)
+            loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum") / n
+        else:  # weighted mean over this batch's target tokens (label tokens weigh label_weight)
+            token_loss = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+            loss = (token_loss * weights).sum() / weights.sum().clamp(min=1e-8)
         with torch.no_grad():
             self._metrics[mode]["mean_token_accuracy"].append((logits.argmax(-1) == targets).float().mean().item())
         if mode == "train":
@@ -95,25 +113,65 @@ class ColdStartSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
         return loss
 
 
+def pad_rows(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch of rows (`input_ids`, `labels`, `weights`) into tensors with an attention mask."""
+    width = max(len(r["input_ids"]) for r in rows)
+
+    def pad(key, value, dtype):
+        return torch.tensor([r[key] + [value] * (width - len(r[key])) for r in rows], dtype=dtype)
+
+    return {"input_ids": pad("input_ids", pad_id, torch.long), "labels": pad("labels", -100, torch.long),
+            "weights": pad("weights", 0.0, torch.float32),
+            "attention_mask": torch.tensor([[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"]))
+                                            for r in rows], dtype=torch.long)}
+
+
+def _row(prompt_ids: list[int], parts: list[tuple[list[int], float]]) -> dict:
+    """A row: the prompt (no loss) followed by target parts, each with its token weight."""
+    ids, labels, weights = list(prompt_ids), [-100] * len(prompt_ids), [0.0] * len(prompt_ids)
+    for part, w in parts:
+        ids += part
+        labels += part
+        weights += [w] * len(part)
+    return {"input_ids": ids, "labels": labels, "weights": weights}
+
+
 def sft_rows(tokenizer, examples, run: SFTRunArguments, max_length: int) -> tuple[list[dict], dict[str, int]]:
-    """Token-id rows `{input_ids, labels}`: the prompt's own ids (labels -100) followed by the target's ids and
-    EOS, i.e. the tokens the service and RL put in front of a generation, never a re-tokenisation of
-    prompt + target (which merges a target starting with `.` or `"` into the prefill's closing `>`)."""
-    rows, dropped = [], {"no_explanation": 0, "invalid_format": 0, "too_long": 0}
+    """Token-id rows `{input_ids, labels, weights}` (module docstring): the prompt's own ids (labels -100),
+    then the target's ids in the pieces the service tokenizes apart, never a re-tokenisation of prompt +
+    target (which merges a target starting with `.` or `"` into the prefill's closing `>`)."""
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def count(text: str) -> int:
+        return len(ids(text))
+
+    rows = []
+    dropped = {"short_explanation": 0, "invalid_format": 0, "too_long": 0, "direct_too_long": 0}
     for ex in examples:
-        target = sft_target(ex, run.max_stage_words)
+        target = sft_target(ex, count, run.max_reasoning_tokens, run.max_stimulus_tokens)
         if target is None:
-            dropped["no_explanation"] += 1
+            dropped["short_explanation"] += 1
             continue
         if not parse_completion(target).valid:
             dropped["invalid_format"] += 1
             continue
-        prompt_ids = tokenizer(prompt_for(tokenizer, ex, run.max_prompt_tokens), add_special_tokens=False)["input_ids"]
-        target_ids = tokenizer(target + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-        if len(prompt_ids) + len(target_ids) > max_length:
+        prompt_ids = ids(prompt_for(tokenizer, ex, run.max_prompt_tokens))
+        label_cont = ids(label_continuation(ex.task.label(ex.label).text))
+        cut = target.index(COMMIT_TAG) + len(COMMIT_TAG)
+        tail = target[cut:][len(label_continuation(ex.task.label(ex.label).text)):]
+        reasoning = _row(prompt_ids, [(ids(target[:cut]), 1.0), (label_cont, run.label_weight),
+                                      (ids(tail + tokenizer.eos_token), 1.0)])
+        if len(reasoning["input_ids"]) > max_length:
             dropped["too_long"] += 1
             continue
-        rows.append({"input_ids": prompt_ids + target_ids, "labels": [-100] * len(prompt_ids) + target_ids})
+        rows.append(reasoning)
+        if run.direct_rows:
+            direct = _row(prompt_ids + ids(commit_prefix("")), [(label_cont, run.label_weight)])
+            if len(direct["input_ids"]) > max_length:
+                dropped["direct_too_long"] += 1
+            else:
+                rows.append(direct)
     return rows, dropped
 
 
@@ -146,8 +204,11 @@ def main(argv: list[str] | None = None) -> Path:
                                  target_modules=run.lora_target_modules or "all-linear")
     checkpoint = resume_checkpoint(out_dir, run.resume)
     jsonl = out_dir / "metrics.jsonl"
+    cfg.remove_unused_columns = False  # keep `weights` for compute_loss
+    cfg.dataset_kwargs = {**(cfg.dataset_kwargs or {}), "skip_prepare_dataset": True}  # rows are token ids
     trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                                   processing_class=tokenizer, peft_config=peft_config,
+                                  data_collator=lambda batch: pad_rows(batch, tokenizer.pad_token_id),
                                   callbacks=[JsonlMetricsCallback(jsonl)])
     trainer.train(resume_from_checkpoint=checkpoint)
     final_dir = out_dir / "final"
@@ -176,7 +237,8 @@ def main(argv: list[str] | None = None) -> Path:
         "data": f"{run.data_dir} — {', '.join(sorted({e.dataset for e in examples}))} (train split, IMHI "
                 "explanations laid out across the stages)",
         "examples": str(len(rows)), "steps": str(trainer.state.global_step), "schedule": "n/a (no RL)",
-        "settings": f"lr {cfg.learning_rate}, max_length {cfg.max_length}, max_stage_words {run.max_stage_words}"
+        "settings": f"lr {cfg.learning_rate}, max_length {cfg.max_length}, reasoning budget "
+                    f"{run.max_reasoning_tokens} tokens, label weight {run.label_weight}, direct rows {run.direct_rows}"
                     + (f", LoRA r {run.lora_r} alpha {run.lora_alpha}" if run.use_peft else ""),
         "versions": versions(), "metrics": metrics_table(metrics)}
     final = export_checkpoint(model, tokenizer, final_dir, record, card)

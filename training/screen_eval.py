@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import hashlib
 import itertools
 import json
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from mental_r1.data import DataError, load_split
+from mental_r1.data import DataError, load_split, screen_part
 from mental_r1.metrics import auroc
 from mental_r1.screen import overall_level, text_signals
 from mental_r1.screen.model import MODEL_SCREEN, THRESHOLDS_FILE, model_key, write_model_screen
@@ -48,9 +47,7 @@ BUDGET_LABEL = "no mental disorders"
 SOURCES = ("text", "model", "text + model")
 
 
-def part(text: str) -> str:
-    """'A' (develop and fit) or 'B' (report) for a post: a salted hash, independent of data.is_held_out's."""
-    return "A" if hashlib.sha256(b"crisis-screen:" + text.encode()).digest()[0] % 2 == 0 else "B"
+part = screen_part  # A (develop and fit) / B (report); B is also the model's untouched t-sid part
 
 
 @dataclass
@@ -201,7 +198,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # shut the engine's workers down, not orphan them
 
     try:
-        examples = load_split(args.data_dir, "test", ["t-sid"])
+        examples = load_split(args.data_dir, "test", ["t-sid"], carve=False)  # both parts
     except DataError as e:
         sys.exit(f"error: {e}")
     if args.limit:

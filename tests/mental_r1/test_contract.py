@@ -110,6 +110,11 @@ def test_system_prompt_names_every_stage_in_order():
     assert all(s.definition in SYSTEM_PROMPT for s in STAGES)
 
 
+def test_system_prompt_is_compact(tokenizer):
+    # every token of it is paid on every training row and every served request (v1's took ~180)
+    assert len(tokenizer(SYSTEM_PROMPT, add_special_tokens=False)["input_ids"]) <= 90
+
+
 def test_build_prompt_with_real_chat_template(tokenizer):
     prompt = build_prompt(tokenizer, "  I feel empty.  ", "Does the poster suffer from depression?", ["yes", "no"])
     assert prompt.startswith("<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>")

@@ -4,12 +4,14 @@ import pytest
 
 from mental_r1.data import (
     DataError,
+    carved_split,
     custom_task,
     is_held_out,
     list_datasets,
     load_imhi_csv,
     load_paper_csv,
     load_split,
+    screen_part,
 )
 
 OPTIONS_PROMPT = ('Determine the intensity of loneliness.\n- Respond with one of the following options:\n'
@@ -37,11 +39,31 @@ def test_load_split_mixes_datasets(data_dir):
     ex = load_split(data_dir, "val", ["DR", "dreaddit", "SAD"])
     assert {e.dataset for e in ex} == {"DR", "dreaddit", "SAD"}
     assert len(ex) == 430 + 300 + 616
-    assert len(load_split(data_dir, "test", ["CAMS"])) == 315
+    assert len(load_split(data_dir, "test", ["CAMS"], carve=False)) == 315
+
+
+def test_test_only_datasets_are_carved_into_train_val_and_an_untouched_test_part(data_dir):
+    whole = load_split(data_dir, "test", ["CAMS", "loneliness", "t-sid"], carve=False)
+    parts = {s: load_split(data_dir, s, ["CAMS", "loneliness", "t-sid"]) for s in ("train", "val", "test")}
+    assert sum(map(len, parts.values())) == len(whole)
+    texts = {s: {(e.dataset, e.text) for e in rows} for s, rows in parts.items()}
+    assert not texts["train"] & texts["val"] and not texts["train"] & texts["test"] and not texts["val"] & texts["test"]
+    for name in ("CAMS", "loneliness", "t-sid"):
+        n = sum(e.dataset == name for e in whole)
+        share = {s: sum(e.dataset == name for e in rows) / n for s, rows in parts.items()}
+        assert all(share[s] > 0.1 for s in share), (name, share)
+    # t-sid's untouched part is exactly the crisis screen's part B
+    assert {e.text for e in parts["test"] if e.dataset == "t-sid"} == \
+        {e.text for e in whole if e.dataset == "t-sid" and screen_part(e.text) == "B"}
+    assert all(carved_split(e) == "test" for e in parts["test"])
+    # the five datasets with training data are not carved: their test halves stay whole
+    assert len(load_split(data_dir, "test", ["DR"])) == len(load_split(data_dir, "test", ["DR"], carve=False))
+    assert {e.dataset for e in load_split(data_dir, "train")} == {
+        "DR", "dreaddit", "SAD", "Irf", "MultiWD", "CAMS", "loneliness", "t-sid"}
 
 
 def test_datasets_without_val_split_hold_back_a_fixed_slice_of_train(data_dir):
-    val = load_split(data_dir, "val")
+    val = load_split(data_dir, "val", carve=False)
     assert {e.dataset for e in val} == {"DR", "dreaddit", "SAD", "Irf", "MultiWD"}
     train = load_split(data_dir, "train", ["Irf", "MultiWD"])
     held = [e for e in val if e.dataset in ("Irf", "MultiWD")]
@@ -127,6 +149,6 @@ def test_load_split_errors(tmp_path, data_dir):
     with pytest.raises(DataError, match="does not exist; pass --data-dir"):
         load_split(tmp_path / "nope", "train")
     with pytest.raises(DataError, match=r"no train data for \['CAMS'\]"):
-        load_split(data_dir, "train", ["CAMS"])
+        load_split(data_dir, "train", ["CAMS"], carve=False)
     with pytest.raises(DataError, match="unknown split"):
         load_split(data_dir, "dev")

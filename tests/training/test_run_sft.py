@@ -18,7 +18,7 @@ def run_sft(out: Path, data_dir: Path, *extra: str) -> Path:
 
     return run_sft.main(["--model_name_or_path", "base", "--tiny_model", "true", "--data-dir", str(data_dir),
                          "--datasets", "DR", "SAD", "--samples_per_dataset", "2", "--max_prompt_tokens", "300",
-                         "--max_stage_words", "3", "--max_length", "400", "--output_dir", str(out),
+                         "--max_reasoning_tokens", "20", "--max_length", "400", "--output_dir", str(out),
                          "--max_steps", "2", "--per_device_train_batch_size", "2", "--learning_rate", "0.01",
                          "--use_cpu", "true", "--bf16", "false", "--report_to", "none", "--logging_steps", "1",
                          "--save_strategy", "steps", "--save_steps", "2", "--seed", "0", *extra])
@@ -64,13 +64,72 @@ def test_sft_rows_are_the_prompt_ids_followed_by_the_target_ids(tokenizer):
                  "The poster feels unheard. They repeat a hurtful phrase. They sound hopeless.")
     run = SFTRunArguments(max_prompt_tokens=320)
     (row,), dropped = sft_rows(tokenizer, [ex], run, max_length=480)
-    assert dropped == {"no_explanation": 0, "invalid_format": 0, "too_long": 0}
+    assert dropped == {"short_explanation": 0, "invalid_format": 0, "too_long": 0, "direct_too_long": 0}
     prompt_ids = tokenizer(prompt_for(tokenizer, ex, 320), add_special_tokens=False)["input_ids"]
     n = len(prompt_ids)
     assert row["input_ids"][:n] == prompt_ids and row["labels"][:n] == [-100] * n
     assert row["labels"][n:] == row["input_ids"][n:] and row["input_ids"][-1] == tokenizer.eos_token_id
     assert tokenizer.decode(row["input_ids"][n:]).startswith('"Nobody cares." That is what I keep hearing.</stimulus>')
     assert sft_rows(tokenizer, [ex], run, max_length=n + 5)[1]["too_long"] == 1
+
+
+def test_label_tokens_are_weighted_and_tokenized_as_the_service_scores_them(tokenizer):
+    from mental_r1.contract import COMMIT_TAG, commit_prefix, label_continuation
+    from mental_r1.data import Example
+    from mental_r1.tasks import get_task
+    from training.prompts import prompt_for
+    from training.run_sft import SFTRunArguments, sft_rows
+
+    def ids(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    ex = Example("DR", get_task("DR"), "I lost my job. Nothing helps.", "no",
+                 "The poster lost a job. They seem calm. They plan next steps.")
+    run = SFTRunArguments(max_prompt_tokens=320, label_weight=4.0, direct_rows=True)
+    (reasoning, direct), dropped = sft_rows(tokenizer, [ex], run, max_length=480)
+    cont = ids(label_continuation("No, the poster does not suffer from depression."))
+    prompt = ids(prompt_for(tokenizer, ex, 320))
+    # the label continuation follows the reasoning's own tokens, exactly as the service appends it
+    heavy = [i for i, w in enumerate(reasoning["weights"]) if w == 4.0]
+    assert [reasoning["input_ids"][i] for i in heavy] == cont
+    before = reasoning["input_ids"][len(prompt):heavy[0]]
+    assert tokenizer.decode(before).endswith(COMMIT_TAG)
+    assert set(reasoning["weights"][:len(prompt)]) == {0.0}
+    assert set(w for i, w in enumerate(reasoning["weights"]) if i >= len(prompt) and i not in heavy) == {1.0}
+    # the direct row: prompt + an empty reasoning's commit point, then the label continuation only
+    assert direct["input_ids"] == prompt + ids(commit_prefix("")) + cont
+    assert direct["labels"] == [-100] * (len(direct["input_ids"]) - len(cont)) + cont
+    assert direct["weights"][-len(cont):] == [4.0] * len(cont)
+
+
+def test_weighted_loss_is_the_weighted_mean_of_token_losses(tmp_path, base_model_dir):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig
+
+    from training.models import build_tiny_model
+    from training.run_sft import ColdStartSFTTrainer, pad_rows
+
+    path = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    rows = [{"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9], "weights": [0.0, 0.0, 1.0, 3.0, 1.0]},
+            {"input_ids": [11, 12, 13], "labels": [-100, 12, 13], "weights": [0.0, 1.0, 2.0]}]
+    cfg = SFTConfig(output_dir=str(tmp_path / "out"), use_cpu=True, bf16=False, report_to="none", max_length=None,
+                    remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True})
+    trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
+                                  processing_class=AutoTokenizer.from_pretrained(path),
+                                  data_collator=lambda b: pad_rows(b, 0))
+    batch = pad_rows(rows, 0)
+    assert batch["input_ids"].shape == (2, 5) and batch["attention_mask"][1].tolist() == [1, 1, 1, 0, 0]
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(batch))
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+    labels, weights = batch["labels"][:, 1:], batch["weights"][:, 1:]
+    token = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                                              ignore_index=-100, reduction="none")
+    expected = (token * weights.reshape(-1)).sum() / weights.sum()  # target weights 1+3+1 and 1+2
+    assert weights.sum().item() == 8.0
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_completion_only_loss_equals_the_full_logits_loss(tmp_path, base_model_dir):
