@@ -133,9 +133,10 @@ def loss_part(args, model_path: Path, examples, weights: RewardWeights, out: Pat
                           train_dataset=Dataset.from_list([{"prompt": "x"}] * 8), processing_class=tok)
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
-    examples = [e for e in examples if e.explanation][: args.completions]
+    count = lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+    examples = [e for e in examples if sft_target(e, count, 96, 40)][: args.completions]
     prompts = [prompt_for(tok, e, 320) for e in examples]
-    targets = [sft_target(e, 12) + tok.eos_token for e in examples]
+    targets = [sft_target(e, count, 96, 40) + tok.eos_token for e in examples]
     p = tok(prompts, add_special_tokens=False, return_tensors="pt", padding=True, padding_side="left")
     c = tok(targets, add_special_tokens=False, return_tensors="pt", padding=True, padding_side="right")
     batch = {"prompt_ids": p["input_ids"], "prompt_mask": p["attention_mask"], "completion_ids": c["input_ids"],

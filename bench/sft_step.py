@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     started = os.getloadavg()
     model_path = resolve_model_path(args.model)
     tok = AutoTokenizer.from_pretrained(model_path)
-    run = SFTRunArguments(max_prompt_tokens=320, max_stage_words=12)
+    run = SFTRunArguments(max_prompt_tokens=320, max_reasoning_tokens=96, max_stimulus_tokens=40)
     examples = select_examples(load_split(args.data_dir, "train"), 40, seed=0, balanced=True)
     rows, _ = sft_rows(tok, examples, run, max_length=480)
     tokens = [len(r["input_ids"]) for r in rows]

@@ -86,7 +86,7 @@ def test_label_tokens_are_weighted_and_tokenized_as_the_service_scores_them(toke
     ex = Example("DR", get_task("DR"), "I lost my job. Nothing helps.", "no",
                  "The poster lost a job. They seem calm. They plan next steps.")
     run = SFTRunArguments(max_prompt_tokens=320, label_weight=4.0, direct_rows=True)
-    (reasoning, direct), dropped = sft_rows(tokenizer, [ex], run, max_length=480)
+    (reasoning, direct), _ = sft_rows(tokenizer, [ex], run, max_length=480)
     cont = ids(label_continuation("No, the poster does not suffer from depression."))
     prompt = ids(prompt_for(tokenizer, ex, 320))
     # the label continuation follows the reasoning's own tokens, exactly as the service appends it
@@ -95,7 +95,7 @@ def test_label_tokens_are_weighted_and_tokenized_as_the_service_scores_them(toke
     before = reasoning["input_ids"][len(prompt):heavy[0]]
     assert tokenizer.decode(before).endswith(COMMIT_TAG)
     assert set(reasoning["weights"][:len(prompt)]) == {0.0}
-    assert set(w for i, w in enumerate(reasoning["weights"]) if i >= len(prompt) and i not in heavy) == {1.0}
+    assert {w for i, w in enumerate(reasoning["weights"]) if i >= len(prompt) and i not in heavy} == {1.0}
     # the direct row: prompt + an empty reasoning's commit point, then the label continuation only
     assert direct["input_ids"] == prompt + ids(commit_prefix("")) + cont
     assert direct["labels"] == [-100] * (len(direct["input_ids"]) - len(cont)) + cont
