@@ -223,6 +223,8 @@ def commit_prefix(completion: str) -> str:
     scoring after `<answer>` instead would measure how faithfully it copies the sentence it already wrote.
     A completion that never opened mental_state (truncated, or skipped to `</think>`/`<answer>`) is cut
     before those tags, its open stage closed, and `<mental_state>` appended, so every completion can be scored.
+    A stage cut off by the token budget ends at its last sentence end (`_whole_sentences`), so no stage is
+    shown, or scored from, mid-sentence; one without any sentence end is kept as it is.
     """
     i = completion.find(COMMIT_TAG)
     if i >= 0:
@@ -236,8 +238,18 @@ def commit_prefix(completion: str) -> str:
     unclosed = [x.stage for x in parsed.issues if x.kind == "unclosed_stage"]
     last = max(parsed.stage_spans, key=lambda n: parsed.stage_spans[n][0], default=None)
     if last in unclosed and parsed.stage_spans[last][1] == len(parsed.text):
-        body += f"</{last}>"
+        start = parsed.stage_spans[last][0] - len(PREFILL)  # parsed.text has the prefill re-attached
+        body = body[:start] + _whole_sentences(body[start:]) + f"</{last}>"
     return body + "\n" + COMMIT_TAG
+
+
+_LAST_SENTENCE_END = re.compile(r"^.*[.!?][\"')\]]*(?=\s|$)", re.DOTALL)
+
+
+def _whole_sentences(text: str) -> str:
+    """`text` up to its last sentence end (., ! or ?, with closing quotes or brackets), or all of it if none."""
+    m = _LAST_SENTENCE_END.match(text)
+    return m.group(0) if m else text
 
 
 def label_continuation(label_sentence: str) -> str:

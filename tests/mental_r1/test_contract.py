@@ -138,6 +138,15 @@ def test_commit_prefix_closes_a_truncated_stage():
     assert commit_prefix(whole_stage) == whole_stage + "\n<mental_state>"
 
 
+def test_commit_prefix_ends_a_cut_stage_at_its_last_sentence_end():
+    head = VALID[: VALID.index("<reaction>") + len("<reaction>")]
+    cut = head + 'They cry every night. They said "stop." And then the'
+    assert commit_prefix(cut) == head + 'They cry every night. They said "stop."</reaction>\n<mental_state>'
+    stimulus_only = "I lost my job! It was my"
+    assert commit_prefix(stimulus_only) == "I lost my job!</stimulus>\n<mental_state>"
+    assert commit_prefix("Version 2.5 is out and") == "Version 2.5 is out and</stimulus>\n<mental_state>"
+
+
 def test_commit_prefix_puts_mental_state_before_a_premature_answer():
     skipped = VALID[: VALID.index("<mental_state>")] + "</think>\n<answer>yes</answer>"
     assert commit_prefix(skipped) == VALID[: VALID.index("<mental_state>")].rstrip() + "\n<mental_state>"
