@@ -1,9 +1,10 @@
 """Ship a trained LoRA adapter as the embedded default model (mental_r1/adapters/mental-r1-135m/).
 
-    python training/ship_adapter.py --adapter runs/sft_v1/checkpoint-250 --run-dir runs/sft_v1 \
-        --config training/configs/sft_smollm2.yaml --calibration runs/eval/calibration.json --version 1.0.0
+    python training/ship_adapter.py --adapter runs/sft_v2/final --run-dir runs/sft_v2 \
+        --config training/configs/sft_smollm2_v2.yaml --calibration runs/eval/calibration_v2.json --version 2.0.0
 
-Copies the adapter (config + weights; at most 25 MB), the calibration fitted on validation
+Copies the adapter (config + weights, stored in bf16: the service merges it into a bf16 checkpoint anyway,
+and it halves the file; at most 40 MB), the calibration fitted on validation
 data (training/fit_calibration.py) and the model card (as README.md), and writes `manifest.json`: the version, every shipped file's
 SHA-256 (mental_r1.default_model refuses an adapter that does not match it), the base model's hash, and how
 the adapter was made (the training command and configuration, data, examples, steps, wall time, git commit).
@@ -27,7 +28,7 @@ from mental_r1.default_model import ADAPTER_DIR, ADAPTER_MANIFEST, MODEL_NAME, f
 from mental_r1.publish import publish_folder
 from training.run_log import read_jsonl
 
-MAX_ADAPTER_BYTES = 25 * 10**6
+MAX_ADAPTER_BYTES = 40 * 10**6  # issue 18: up to 40 MB of shipped weights
 
 
 def git_commit(repo: Path) -> str | None:
@@ -60,20 +61,32 @@ def training_record(adapter: Path, run_dir: Path | None) -> dict:
     return record
 
 
+def save_bf16(src: Path, dst: Path) -> None:
+    """Copy a safetensors file with its floating-point tensors cast to bfloat16 (metadata kept)."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(src, framework="pt") as f:
+        metadata = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
+    save_file({k: t.to(torch.bfloat16) if t.is_floating_point() else t for k, t in tensors.items()}, dst, metadata)
+
+
 def ship(adapter: Path, out: Path, version: str, base_dir: Path, calibration: Path | None,
          config: Path | None, run_dir: Path | None, notes: str | None, card: Path | None = None) -> Path:
     weights = adapter / "adapter_model.safetensors"
     if not weights.exists() or not (adapter / "adapter_config.json").exists():
         raise SystemExit(f"error: {adapter} is not a LoRA adapter (no adapter_config.json / adapter_model.safetensors)")
-    if weights.stat().st_size > MAX_ADAPTER_BYTES:
-        raise SystemExit(f"error: {weights} is {weights.stat().st_size / 1e6:.1f} MB; the shipped adapter must be at "
-                         "most 25 MB (train with a lower lora_r)")
+    if weights.stat().st_size > 2 * MAX_ADAPTER_BYTES:  # fp32 on disk; shipped in bf16 (half)
+        raise SystemExit(f"error: {weights} is {weights.stat().st_size / 1e6:.1f} MB; the shipped adapter (bf16) must "
+                         f"be at most {MAX_ADAPTER_BYTES // 10**6} MB (train with a lower lora_r)")
     base_manifest = json.loads((base_dir / BASE_MANIFEST).read_text())
     repo = Path(__file__).resolve().parents[1]
 
     def build(tmp: Path) -> None:
         shutil.copy(adapter / "adapter_config.json", tmp / "adapter_config.json")
-        shutil.copy(weights, tmp / "adapter_model.safetensors")
+        save_bf16(weights, tmp / "adapter_model.safetensors")
         if calibration is not None:
             shutil.copy(calibration, tmp / CALIBRATION_FILE)
         if card is not None:
