@@ -242,6 +242,7 @@ class Assessor:
         return TaskAssessment(
             task=task.id, question=task.question, label=label, label_text=task.label(label).text,
             confidence=probs[label], probabilities=probs, label_logprobs=raw,
+            label_set=self.calibration.label_set(task.id, probs),
             stages=stage_texts(parsed), format_valid=not issues,
             format_issues=[i.describe() for i in issues],
             usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(out.token_ids)),

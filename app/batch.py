@@ -193,10 +193,12 @@ def _signal_name(s: Any) -> str:
 
 
 def summarize(lines: Iterable[dict]) -> dict:
-    """Counts over an output: rows, errors by type, labels per task, crisis flags, format-valid rates."""
+    """Counts over an output: rows, errors by type, labels per task, crisis flags, format-valid rates, and per
+    task the assessments whose label set holds more than one label (uncertain)."""
     rows, errors, crisis, signals = 0, Counter(), 0, Counter()
     labels: dict[str, Counter] = defaultdict(Counter)
     valid: Counter = Counter()
+    uncertain: Counter = Counter()
     for line in lines:
         rows += 1
         if "error" in line:
@@ -205,6 +207,7 @@ def summarize(lines: Iterable[dict]) -> dict:
         for a in line["assessments"]:
             labels[a["task"]][a["label"]] += 1
             valid[a["task"]] += bool(a["format_valid"])
+            uncertain[a["task"]] += len(a.get("label_set") or ()) > 1
         if line["safety"].get("crisis"):
             crisis += 1
             signals.update(_signal_name(s) for s in line["safety"].get("signals", []))
@@ -214,7 +217,8 @@ def summarize(lines: Iterable[dict]) -> dict:
         "crisis": crisis, "signals": dict(signals.most_common()),
         "format_valid_rate": sum(valid.values()) / n_tasks if n_tasks else None,
         "tasks": {t: {"n": sum(c.values()), "labels": dict(c.most_common()),
-                      "format_valid_rate": valid[t] / sum(c.values())} for t, c in labels.items()},
+                      "format_valid_rate": valid[t] / sum(c.values()), "uncertain": uncertain[t]}
+                  for t, c in labels.items()},
     }
 
 
@@ -229,5 +233,6 @@ def format_summary(s: dict) -> str:
         lines.append(f"format valid: {100 * s['format_valid_rate']:.1f} % of {n} task assessments")
     for task, t in s["tasks"].items():
         counts = ", ".join(f"{label} {n}" for label, n in t["labels"].items())
-        lines.append(f"{task} (n={t['n']}, format valid {100 * t['format_valid_rate']:.1f} %): {counts}")
+        unsure = f", uncertain {t['uncertain']}" if t.get("uncertain") else ""
+        lines.append(f"{task} (n={t['n']}, format valid {100 * t['format_valid_rate']:.1f} %{unsure}): {counts}")
     return "\n".join(lines)

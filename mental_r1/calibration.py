@@ -11,10 +11,20 @@ validation data by minimising the negative log-likelihood of the gold labels (Gu
 Calibration of Modern Neural Networks"), written next to the model as `calibration.json`, and applied by
 the service and the evaluation alike. It changes confidences, never which label is most probable.
 
-Optionally, for tasks with validation data, a per-label bias b is added after the temperature,
-p ∝ exp(logp/T + b), fitted by the same criterion with a small L2 penalty (a prior correction: a model
-trained on class-balanced data answers the rare class as often as the common one). Unlike T, a bias can
-change the chosen label; tasks without validation data keep b = 0.
+Per task (format 2, training/fit_calibration.py): a task with enough validation rows gets its own T (tasks
+with few rows, and tasks without validation data, use the shared T), and a per-label bias b added after the
+temperature, p ∝ exp(logp/T + b), where cross-validation shows it lowers the held-out NLL. b is fitted by
+the same criterion with a small L2 penalty (a prior correction: a model trained on class-balanced data
+answers the rare class as often as the common one). Unlike T, a bias can change the chosen label. v1 files
+(one `temperature`, top-level `label_bias`) load unchanged and give the same probabilities.
+
+Conformal label sets (split conformal prediction; Vovk et al. 2005, Angelopoulos & Bates 2021, "A Gentle
+Introduction to Conformal Prediction"): per task, a threshold τ on the calibrated probability, fitted on
+validation rows, so that the set {labels with p >= τ} contains the true label for at least 1 - alpha
+(90 %) of posts like the validation ones. With the nonconformity score s = 1 - p(true label) over n rows,
+q = the ceil((n + 1)(1 - alpha))-th smallest score and τ = 1 - q, i.e. τ = the ceil((n + 1)(1 - alpha))-th
+largest true-label probability (`conformal_threshold`, computed in probability space so that the row
+which sets τ clears it exactly). The most probable label is always in the set (`label_set`).
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CALIBRATION_FILE = "calibration.json"
+DEFAULT_ALPHA = 0.1  # conformal label sets cover the true label for 90 % of posts
 
 
 def softmax(scores: dict[str, float], temperature: float = 1.0) -> dict[str, float]:
@@ -83,25 +94,83 @@ def fit_label_bias(rows: Sequence[tuple[dict[str, float], str]], temperature: fl
     return {lab: v - mean for lab, v in b.items()}
 
 
+def conformal_threshold(true_label_probabilities: Sequence[float], alpha: float = DEFAULT_ALPHA) -> float | None:
+    """Split-conformal threshold τ from the calibrated probabilities of the true label on n calibration rows:
+    the k-th largest, k = ceil((n + 1)(1 - alpha)) (= 1 - the k-th smallest score 1 - p). Sets {p >= τ} then
+    cover a new row's true label with probability >= 1 - alpha when the rows are exchangeable. None when
+    k > n (fewer than 1/alpha - 1 rows): only the whole label set would guarantee the coverage."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    n = len(true_label_probabilities)
+    k = math.ceil((n + 1) * (1 - alpha) - 1e-9)  # the slack: a product that float error puts just above an integer
+    if k > n:
+        return None
+    return sorted(true_label_probabilities, reverse=True)[k - 1]
+
+
+def label_set(probs: dict[str, float], threshold: float | None) -> list[str]:
+    """The labels whose probability clears `threshold`, in descending probability; never empty: the most
+    probable label (the first of equals, as the assessment's label) always comes first. [that label] when
+    there is no threshold."""
+    top = max(probs, key=probs.get)
+    if threshold is None:
+        return [top]
+    rest = [lab for lab in probs if lab != top and probs[lab] >= threshold]
+    return [top, *sorted(rest, key=lambda lab: -probs[lab])]
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """What `calibration.json` holds: the temperature and, per task id, optional per-label biases."""
+    """What `calibration.json` holds: the shared temperature, and per task id an own temperature, per-label
+    biases and a conformal label-set threshold (each optional)."""
 
     temperature: float = 1.0
     label_bias: dict[str, dict[str, float]] = field(default_factory=dict)
+    task_temperature: dict[str, float] = field(default_factory=dict)
+    label_set_threshold: dict[str, float] = field(default_factory=dict)
+
+    def temperature_for(self, task_id: str) -> float:
+        return self.task_temperature.get(task_id, self.temperature)
 
     def probabilities(self, task_id: str, logprobs: dict[str, float]) -> dict[str, float]:
-        bias = self.label_bias.get(task_id, {})
-        return softmax({k: v / self.temperature + bias.get(k, 0.0) for k, v in logprobs.items()})
+        t, bias = self.temperature_for(task_id), self.label_bias.get(task_id, {})
+        return softmax({k: v / t + bias.get(k, 0.0) for k, v in logprobs.items()})
+
+    def label_set(self, task_id: str, probs: dict[str, float]) -> list[str]:
+        """The task's conformal label set of these (calibrated) probabilities; [label] without a threshold."""
+        return label_set(probs, self.label_set_threshold.get(task_id))
+
+
+def read_calibration(path: str | Path) -> Calibration:
+    """A calibration file: v1 (`temperature`, `label_bias`) or format 2 (plus `tasks`: per task id optional
+    `temperature`, `label_bias` and `label_set.threshold`; training/fit_calibration.py writes it)."""
+    path = Path(path)
+    data = json.loads(path.read_text())
+
+    def positive(t, where: str) -> float:
+        t = float(t)
+        if not t > 0:
+            raise ValueError(f"{path}: {where}temperature must be > 0, got {t}")
+        return t
+
+    bias = {task: dict(b) for task, b in (data.get("label_bias") or {}).items()}
+    temps, thresholds = {}, {}
+    for task, entry in (data.get("tasks") or {}).items():
+        if "temperature" in entry:
+            temps[task] = positive(entry["temperature"], f"task {task}: ")
+        if entry.get("label_bias"):
+            if task in bias:
+                raise ValueError(f"{path}: task {task} has label biases both at the top level and in 'tasks'")
+            bias[task] = dict(entry["label_bias"])
+        tau = (entry.get("label_set") or {}).get("threshold")
+        if tau is not None:
+            if not 0 <= tau <= 1:
+                raise ValueError(f"{path}: task {task}: label-set threshold must be in [0, 1], got {tau}")
+            thresholds[task] = float(tau)
+    return Calibration(positive(data["temperature"], ""), bias, temps, thresholds)
 
 
 def load_calibration(model_dir: str | Path) -> Calibration:
     """The calibration shipped with a checkpoint (`calibration.json`); none (T = 1, no bias) when absent."""
     path = Path(model_dir) / CALIBRATION_FILE
-    if not path.exists():
-        return Calibration()
-    data = json.loads(path.read_text())
-    t = float(data["temperature"])
-    if not t > 0:
-        raise ValueError(f"{path}: temperature must be > 0, got {t}")
-    return Calibration(t, {task: dict(b) for task, b in (data.get("label_bias") or {}).items()})
+    return read_calibration(path) if path.exists() else Calibration()

@@ -106,3 +106,17 @@ def auroc(confidences: Sequence[float], correct: Sequence[bool]) -> float | None
         i = j + 1
     rank_sum = sum(r for r, ok in zip(ranks, correct) if ok)
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def mean_nll(probabilities: Sequence[dict[str, float]], gold: Sequence[str]) -> float:
+    """Mean negative log-likelihood of the gold labels under each row's label → probability (floored at 1e-300)."""
+    if not gold:
+        raise ValueError("mean_nll of an empty set")
+    return -sum(math.log(max(p[g], 1e-300)) for p, g in zip(probabilities, gold, strict=True)) / len(gold)
+
+
+def label_set_coverage(sets: Sequence[Sequence[str]], gold: Sequence[str]) -> float:
+    """The share of rows whose label set holds the gold label (conformal prediction's empirical coverage)."""
+    if not gold:
+        raise ValueError("label_set_coverage of an empty set")
+    return sum(g in s for s, g in zip(sets, gold, strict=True)) / len(gold)

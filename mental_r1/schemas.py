@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from mental_r1.contract import STAGES, ParsedCompletion
 from mental_r1.tasks import DEFAULT_TASK, TASKS
@@ -96,6 +96,11 @@ class TaskAssessment(BaseModel):
     label_text: str
     confidence: float = Field(ge=0.0, le=1.0, description="Probability of `label` from the model's tokens.")
     probabilities: dict[str, float] = Field(description="Label → calibrated probability over the whole label set.")
+    label_set: list[str] = Field(default_factory=list, description=(
+        "The conformal label set, in descending probability: every label whose calibrated probability clears the "
+        "task's threshold, fitted on validation data so that the set holds the true label for 90 % of posts (the "
+        "default coverage of training/fit_calibration.py); "
+        "`label` always comes first. Just [`label`] when the model has no threshold for the task (default)."))
     label_logprobs: dict[str, float] = Field(description=(
         "Label → the model's log-probability of the label sentence opening its mental_state stage, given its "
         "reasoning (uncalibrated; `probabilities` is their softmax with the model's calibration)."))
@@ -103,6 +108,29 @@ class TaskAssessment(BaseModel):
     format_valid: bool
     format_issues: list[str]
     usage: Usage
+
+    @model_validator(mode="after")
+    def _label_set_starts_with_label(self) -> TaskAssessment:
+        if not self.label_set:
+            self.label_set = [self.label]
+        if self.label_set[0] != self.label or len(set(self.label_set)) != len(self.label_set):
+            raise ValueError(f"label_set must start with the label {self.label!r} and hold each label once, "
+                             f"got {self.label_set}")
+        return self
+
+    @computed_field(description=(
+        "When `label_set` holds more than one label, a short sentence saying so, e.g. \"uncertain between yes and "
+        "no\"; null when the set is the label alone."))
+    @property
+    def uncertain(self) -> str | None:
+        return uncertainty_note(self.label_set)
+
+
+def uncertainty_note(labels: list[str]) -> str | None:
+    """The sentence for a label set of two or more labels: "uncertain between a and b" (or "a, b and c")."""
+    if len(labels) < 2:
+        return None
+    return "uncertain between " + ", ".join(labels[:-1]) + " and " + labels[-1]
 
 
 class CrisisResource(BaseModel):

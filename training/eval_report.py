@@ -13,6 +13,7 @@ from mental_r1.metrics import (
     auroc,
     confusion_matrix,
     expected_calibration_error,
+    label_set_coverage,
     per_class,
     reliability_bins,
     weighted_f1,
@@ -28,22 +29,38 @@ class Prediction:
     format_valid: bool
     task: str = ""
     label_logprobs: dict[str, float] = field(default_factory=dict)  # uncalibrated, for refitting calibration
+    label_set: tuple[str, ...] | None = None  # the conformal label set; None when the task has no threshold
 
 
 def recalibrated(preds: Sequence[Prediction], calibration: Calibration) -> list[Prediction]:
-    """The same predictions with label and confidence recomputed from their label log-probabilities under
-    another calibration (a temperature keeps the label; a label bias may change it)."""
+    """The same predictions with label, confidence and label set recomputed from their label log-probabilities
+    under another calibration (a temperature keeps the label; a label bias may change it)."""
     out = []
     for p in preds:
         probs = calibration.probabilities(p.task, p.label_logprobs)
         label = max(probs, key=probs.get)
-        out.append(Prediction(p.dataset, p.gold, label, probs[label], p.format_valid, p.task, p.label_logprobs))
+        sets = (tuple(calibration.label_set(p.task, probs)) if p.task in calibration.label_set_threshold
+                else None)
+        out.append(Prediction(p.dataset, p.gold, label, probs[label], p.format_valid, p.task, p.label_logprobs,
+                              sets))
     return out
+
+
+def label_set_report(preds: Sequence[Prediction]) -> dict:
+    """Coverage and mean size of the conformal label sets over the rows that have one (tasks with a
+    threshold); empty when none has."""
+    rows = [p for p in preds if p.label_set is not None]
+    if not rows:
+        return {}
+    return {"label_set_n": len(rows),
+            "label_set_coverage": label_set_coverage([p.label_set for p in rows], [p.gold for p in rows]),
+            "mean_label_set_size": sum(len(p.label_set) for p in rows) / len(rows)}
 
 
 def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
     """Metrics of one dataset: weighted F1 ×100, accuracy, per-class recall, format-valid rate,
-    mean confidence, ECE, confusion matrix (rows gold, columns predicted, in `labels` order)."""
+    mean confidence, ECE, confusion matrix (rows gold, columns predicted, in `labels` order), and the label
+    sets' coverage and mean size when its tasks have conformal thresholds."""
     gold = [p.gold for p in preds]
     pred = [p.label for p in preds]
     conf = [p.confidence for p in preds]
@@ -60,15 +77,18 @@ def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
         "labels": list(labels),
         "confusion_matrix": confusion_matrix(gold, pred, labels),
         "reliability": reliability_bins(conf, correct),
+        **label_set_report(preds),
     }
 
 
 def pooled_report(preds: Sequence[Prediction]) -> dict:
-    """Confidence over every row of every dataset: accuracy, mean confidence, ECE and AUROC."""
+    """Confidence over every row of every dataset: accuracy, mean confidence, ECE and AUROC (and the label
+    sets' coverage and mean size over the rows that have one)."""
     conf = [p.confidence for p in preds]
     correct = [p.label == p.gold for p in preds]
     return {"n": len(conf), "accuracy": sum(correct) / len(correct), "mean_confidence": sum(conf) / len(conf),
-            "ece": expected_calibration_error(conf, correct), "auroc": auroc(conf, correct)}
+            "ece": expected_calibration_error(conf, correct), "auroc": auroc(conf, correct),
+            **label_set_report(preds)}
 
 
 def results_report(preds: dict[str, list[Prediction]], labels: dict[str, Sequence[str]],
@@ -98,13 +118,20 @@ def summarize(reports: dict[str, dict], generalisation: Sequence[str] = ()) -> d
 
 
 def markdown_table(results: dict) -> str:
-    rows = ["| dataset | n | weighted F1 | accuracy | format valid | mean conf. | ECE | AUROC |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    """One row per dataset; two more columns (label-set coverage, mean set size) when any dataset has sets."""
+    sets = any("label_set_coverage" in r for r in results["datasets"].values())
+    rows = ["| dataset | n | weighted F1 | accuracy | format valid | mean conf. | ECE | AUROC |"
+            + (" set coverage | mean set size |" if sets else ""),
+            "|---|" + "---:|" * (9 if sets else 7)]
     for name, r in results["datasets"].items():
         roc = "n/a" if r.get("auroc") is None else f"{r['auroc']:.3f}"
-        rows.append(f"| {name} | {r['n']} | {r['weighted_f1']:.1f} | {r['accuracy']:.3f} | "
-                    f"{100 * r['format_valid_rate']:.1f} % | {r['mean_confidence']:.3f} | {r['ece']:.3f} | {roc} |")
-    rows.append(f"| **average** | | **{results['average_weighted_f1']:.1f}** | | | | | |")
+        line = (f"| {name} | {r['n']} | {r['weighted_f1']:.1f} | {r['accuracy']:.3f} | "
+                f"{100 * r['format_valid_rate']:.1f} % | {r['mean_confidence']:.3f} | {r['ece']:.3f} | {roc} |")
+        if sets:
+            line += (f" {100 * r['label_set_coverage']:.1f} % | {r['mean_label_set_size']:.2f} |"
+                     if "label_set_coverage" in r else " n/a | n/a |")
+        rows.append(line)
+    rows.append(f"| **average** | | **{results['average_weighted_f1']:.1f}** |" + " |" * (7 if sets else 5))
     return "\n".join(rows)
 
 

@@ -11,6 +11,9 @@ validation run without re-running the model. `--model` may also be a LoRA adapte
 checkpoint-N): it is merged into the base model first, as the service would serve it.
 `--limit N` takes N rows per dataset after a seeded shuffle (the same rows for every model at equal seed).
 `--model majority` is the majority-class baseline (the most frequent gold label of the evaluated rows).
+When the model's calibration has conformal thresholds, the results and the table add each dataset's label-set
+coverage (the share of rows whose label set holds the gold label) and mean set size, over its rows of tasks
+with a threshold.
 Writes the JSON results, `<output stem>_f1.png` and `<output stem>_reliability.png`, and prints a table.
 Datasets without training data (CAMS, loneliness, t-sid in IMHI) are averaged apart as generalisation.
 """
@@ -68,7 +71,9 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
         async with gate:
             a = await assessor.assess(ex.text, ex.task, opts)
         bar.update()
-        return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid, ex.task.id, a.label_logprobs)
+        sets = tuple(a.label_set) if ex.task.id in calibration.label_set_threshold else None
+        return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid, ex.task.id, a.label_logprobs,
+                          sets)
 
     try:
         flat = [ex for v in rows.values() for ex in v]
@@ -142,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     results.update(model=str(args.model), split=args.split, limit=args.limit, seed=args.seed,
                    max_tokens=args.max_tokens, wall_time_s=wall,
                    predictions=[{"dataset": p.dataset, "task": p.task, "gold": p.gold, "label": p.label,
-                                 "format_valid": p.format_valid, "label_logprobs": p.label_logprobs}
+                                 "format_valid": p.format_valid, "label_logprobs": p.label_logprobs,
+                                 "label_set": None if p.label_set is None else list(p.label_set)}
                                 for v in preds.values() for p in v])
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
@@ -150,7 +156,9 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown_table(results))
     pooled = results["pooled"]
     print(f"\npooled over {pooled['n']} rows at temperature {calibration.temperature:.3f}: accuracy {pooled['accuracy']:.3f}, "
-          f"mean confidence {pooled['mean_confidence']:.3f}, ECE {pooled['ece']:.3f}, AUROC {pooled['auroc']}")
+          f"mean confidence {pooled['mean_confidence']:.3f}, ECE {pooled['ece']:.3f}, AUROC {pooled['auroc']}"
+          + (f"; label sets cover {100 * pooled['label_set_coverage']:.1f} % of {pooled['label_set_n']} rows, "
+             f"mean size {pooled['mean_label_set_size']:.2f}" if "label_set_coverage" in pooled else ""))
     print(f"\nwrote {args.output} and {', '.join(str(c) for c in charts)}")
 
 

@@ -158,7 +158,8 @@
     const head = "task-heading-" + n;
     return el("article", { class: "task", "aria-labelledby": head },
       el("h3", { id: head }, el("code", {}, a.task), " " + a.question),
-      el("p", { class: "label-sentence" }, "Label: ", el("strong", {}, a.label_text), " (" + a.label + ")"),
+      el("p", { class: "label-sentence" }, "Label: ", el("strong", {}, a.label_text), " (" + a.label + ")",
+        a.uncertain ? [" ", el("span", { class: "uncertain" }, a.uncertain)] : null),  // a label set of 2+ labels
       el("p", {}, "Confidence: ", el("strong", {}, pct(a.confidence)),
         " (the calibrated probability of this label)"),
       el("h4", {}, "Label probabilities"),

@@ -10,6 +10,7 @@ import math
 import app.main as app_main
 from app.main import create_app
 from app.settings import Settings
+from mental_r1.calibration import label_set
 from mental_r1.contract import STAGES
 from mental_r1.schemas import ModelInfo, StageText, TaskAssessment, Usage
 
@@ -19,7 +20,8 @@ MODEL = ModelInfo(name="fake", version="0+sha256:0")
 
 
 class FakeAssessor:
-    """Deterministic assessments from the text alone (no engine); a text saying "slow" takes 3 s."""
+    """Deterministic assessments from the text alone (no engine); a text saying "slow" takes 3 s. Label sets at
+    a threshold of 0.35: both labels of a yes/no task (0.6 and 0.4), the label alone for more labels."""
 
     def reasoning_budget(self, text, task, requested):
         return requested
@@ -32,6 +34,7 @@ class FakeAssessor:
         return TaskAssessment(
             task=task.id, question=task.question, label=label, label_text=task.label(label).text,
             confidence=probs[label], probabilities=probs, label_logprobs={k: math.log(v) for k, v in probs.items()},
+            label_set=label_set(probs, 0.35),
             stages=[StageText(name=s.name, title=s.title, text=None if s.name == "reaction" else f"{s.title}.")
                     for s in STAGES],
             format_valid=False, format_issues=["missing stage reaction"], usage=Usage(prompt_tokens=9, completion_tokens=3))

@@ -179,24 +179,29 @@ def test_a_foreign_file_is_not_appended_to(tmp_path):
 
 
 def test_summary_counts_labels_crisis_and_format_validity():
-    def line(labels, crisis=False, valid=True):
-        return {"assessments": [{"task": t, "label": lab, "format_valid": valid} for t, lab in labels],
+    def line(labels, crisis=False, valid=True, sets=None):
+        return {"assessments": [{"task": t, "label": lab, "format_valid": valid, "label_set": (sets or {}).get(t, [lab])}
+                                for t, lab in labels],
                 "safety": {"crisis": crisis, "signals": ["self_harm"] if crisis else []}}
 
     s = summarize([
         line([("DR", "yes"), ("t-sid", "depression")]),
-        line([("DR", "no"), ("t-sid", "suicide or self-harm tendency")], crisis=True, valid=False),
+        line([("DR", "no"), ("t-sid", "suicide or self-harm tendency")], crisis=True, valid=False,
+             sets={"DR": ["no", "yes"]}),
         line([("DR", "yes"), ("t-sid", "depression")]),
         {"row": 3, "error": {"type": "invalid_request", "message": "text: text is empty"}},
     ])
     assert s["rows"] == 4 and s["assessed"] == 3 and s["errors"] == {"invalid_request": 1}
-    assert s["tasks"]["DR"] == {"n": 3, "labels": {"yes": 2, "no": 1}, "format_valid_rate": pytest.approx(2 / 3)}
+    assert s["tasks"]["DR"] == {"n": 3, "labels": {"yes": 2, "no": 1}, "format_valid_rate": pytest.approx(2 / 3),
+                                "uncertain": 1}  # one label set of two labels
+    assert s["tasks"]["t-sid"]["uncertain"] == 0
     assert s["crisis"] == 1 and s["signals"] == {"self_harm": 1}
     assert s["format_valid_rate"] == pytest.approx(4 / 6)
     text = format_summary(s)
     assert "rows 4: 3 assessed, 1 errors (invalid_request 1)" in text
     assert "crisis flags: 1 (self_harm 1)" in text and "format valid: 66.7 % of 6 task assessments" in text
-    assert "DR (n=3, format valid 66.7 %): yes 2, no 1" in text
+    assert "DR (n=3, format valid 66.7 %, uncertain 1): yes 2, no 1" in text
+    assert "t-sid (n=3, format valid 66.7 %): depression 2" in text  # none uncertain: not mentioned
 
 
 def test_summary_of_signals_given_as_objects():

@@ -198,6 +198,10 @@ def test_page_renders_every_outcome(fake_page, browser):
         "Stimulus", "Primary appraisal", "Secondary appraisal", "Reaction", "Mental state"]
     assert "Missing: the model did not write this stage." in first.text
     assert "Confidence: 60.0%" in first.text and "(chosen)" in first.text  # not colour alone
+    label = first.find_element("css selector", ".label-sentence").text  # DR's label set holds both labels
+    assert re.search(r"\((yes|no)\) uncertain between \1 and (yes|no)$", label), label
+    second = results.find_elements("css selector", "article")[1]
+    assert not second.find_elements("css selector", ".uncertain")  # t-sid: the label alone
     assert len(first.find_elements("css selector", "meter")) == 2 and "departed from the expected format" in first.text
     assert not results.find_elements("css selector", ".crisis")
     assert page.find("#disclaimer").is_displayed() and "not a diagnosis" in results.text

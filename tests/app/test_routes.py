@@ -128,6 +128,31 @@ def test_hostile_field_names_and_task_ids_are_not_echoed(engine_free_app):
     assert SECRET[:10] in task.text and SECRET * 2 not in task.text and len(task.text) < 600
 
 
+# ------------------------------------------------------------------------------------------ label sets
+def test_assess_returns_the_label_set_and_says_when_it_is_uncertain(engine_free_app):
+    from mental_r1.schemas import TaskAssessment, Usage
+
+    unsure = TaskAssessment(task="DR", question="q", label="yes", label_text="t", confidence=0.55,
+                            probabilities={"yes": 0.55, "no": 0.45}, label_set=["yes", "no"],
+                            label_logprobs={"yes": -0.6, "no": -0.8}, stages=[], format_valid=True,
+                            format_issues=[], usage=Usage())
+    class Unsure(StubAssessor):
+        async def assess(self, text, task, opts, request_id=None):
+            return unsure
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor())
+        sure = post(c, {"text": "hi", "task": "DR"}).json()["assessments"][0]
+        ready(app, Unsure())
+        both = post(c, {"text": "hi", "task": "DR"}).json()["assessments"][0]
+        schema = c.get("/openapi.json").json()["components"]["schemas"]
+    assert sure["label_set"] == [sure["label"]] and sure["uncertain"] is None
+    assert both["label_set"] == ["yes", "no"] and both["uncertain"] == "uncertain between yes and no"
+    documented = next(v for k, v in schema.items() if k.startswith("TaskAssessment"))["properties"]
+    assert {"label_set", "uncertain"} <= set(documented)
+
+
 # -------------------------------------------------------------------------------- admission, rate limit
 def test_admission_counts_tasks(engine_free_app):
     app = engine_free_app(max_queued_requests=4)

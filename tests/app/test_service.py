@@ -16,9 +16,10 @@ import httpx
 import pytest
 
 from app.main import model_info
+from mental_r1.calibration import load_calibration
 from mental_r1.contract import STAGES
 from mental_r1.default_model import ensure_default_model
-from mental_r1.schemas import AssessResponse
+from mental_r1.schemas import AssessResponse, uncertainty_note
 from mental_r1.tasks import TASKS
 
 from .conftest import SECRET_TEXT
@@ -64,6 +65,9 @@ def test_assess_returns_a_full_assessment(server):
     assert set(a.label_logprobs) == set(task.label_names) and all(v <= 0 for v in a.label_logprobs.values())
     # the chosen label's sentence is the mental_state stage the response reports
     assert a.stages[-1].text == a.label_text
+    # the label set is the shipped calibration's for these probabilities ([label] without a threshold)
+    assert a.label_set == load_calibration(ensure_default_model()).label_set("dreaddit", a.probabilities)
+    assert a.label_set[0] == a.label and a.uncertain == uncertainty_note(a.label_set)
 
 
 def test_the_default_model_is_the_trained_mental_r1_and_follows_the_format(server, data_dir):

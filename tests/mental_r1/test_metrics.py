@@ -77,3 +77,16 @@ def test_auroc_equals_sklearn_on_random_data_with_ties():
     conf = [round(rng.random(), 1) for _ in range(300)]  # many ties
     correct = [rng.random() < c for c in conf]
     assert auroc(conf, correct) == pytest.approx(roc_auc_score(correct, conf))
+
+
+def test_mean_nll_and_label_set_coverage_by_hand():
+    import math
+
+    from mental_r1.metrics import label_set_coverage, mean_nll
+
+    probs = [{"yes": 0.8, "no": 0.2}, {"yes": 0.25, "no": 0.75}]
+    assert mean_nll(probs, ["yes", "yes"]) == pytest.approx(-(math.log(0.8) + math.log(0.25)) / 2)
+    assert mean_nll([{"a": 0.0, "b": 1.0}], ["a"]) == pytest.approx(-math.log(1e-300))  # floored, not inf
+    assert label_set_coverage([["yes"], ["no", "yes"], ["no"]], ["yes", "yes", "yes"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        label_set_coverage([], [])

@@ -1,6 +1,15 @@
 import pytest
 
-from training.eval_report import Prediction, dataset_report, majority_predictions, markdown_table, summarize
+from mental_r1.calibration import Calibration
+from training.eval_report import (
+    Prediction,
+    dataset_report,
+    majority_predictions,
+    markdown_table,
+    pooled_report,
+    recalibrated,
+    summarize,
+)
 
 
 def preds(pairs, conf=0.8, valid=True):
@@ -40,3 +49,28 @@ def test_summarize_and_table():
     assert res["average_weighted_f1_generalisation"] == pytest.approx(b["weighted_f1"])
     table = markdown_table(res)
     assert "| DR | 2 | 100.0 |" in table and "**average**" in table
+
+
+def test_label_sets_coverage_and_size_when_the_tasks_have_thresholds():
+    rows = [Prediction("DR", "yes", "yes", 0.6, True, "DR", label_set=("yes", "no")),
+            Prediction("DR", "no", "yes", 0.9, True, "DR", label_set=("yes",)),
+            Prediction("DR", "no", "no", 0.7, True, "DR", label_set=("no",))]
+    r = dataset_report(rows, ["yes", "no"])
+    assert r["label_set_n"] == 3 and r["label_set_coverage"] == pytest.approx(2 / 3)
+    assert r["mean_label_set_size"] == pytest.approx(4 / 3)
+    assert pooled_report(rows)["label_set_coverage"] == pytest.approx(2 / 3)
+    plain = dataset_report(preds([("yes", "yes")]), ["yes", "no"])
+    assert "label_set_coverage" not in plain  # no thresholds: nothing to report
+    table = markdown_table(summarize({"DR": r, "SAD": plain}))
+    assert "set coverage | mean set size |" in table
+    assert "| 66.7 % | 1.33 |" in table and "| n/a | n/a |" in table
+    assert "set coverage" not in markdown_table(summarize({"SAD": plain}))
+    assert all(line.count("|") == table.splitlines()[0].count("|") for line in table.splitlines())
+
+
+def test_recalibrated_gives_label_sets_for_tasks_with_a_threshold():
+    p = [Prediction("DR", "no", "yes", 0.0, True, "DR", {"yes": -1.0, "no": -1.5}),
+         Prediction("SAD", "work", "work", 0.0, True, "SAD", {"work": -1.0, "school": -1.5})]
+    out = recalibrated(p, Calibration(label_set_threshold={"DR": 0.3}))
+    # p(no) = 1 / (1 + e^0.5) = 0.378 >= 0.3: in DR's set; SAD has no threshold
+    assert out[0].label_set == ("yes", "no") and out[1].label_set is None

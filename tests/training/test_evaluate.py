@@ -17,6 +17,9 @@ def test_evaluate_tiny_model_on_every_dataset(tmp_path, base_model_dir, data_dir
     from training.models import build_tiny_model
 
     model = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    # a calibration with a label-set threshold for DR only: 0 puts both labels in every DR set
+    (Path(model) / "calibration.json").write_text(json.dumps(
+        {"format": 2, "temperature": 1.0, "tasks": {"DR": {"label_set": {"alpha": 0.1, "threshold": 0.0}}}}))
     out = tmp_path / "res.json"
     proc = subprocess.run([sys.executable, "training/evaluate.py", "--model", str(model), "--data-dir", str(data_dir),
                            "--limit", "3", "--max-tokens", "16", "--concurrency", "8", "--kv-cache-gib", "0.25",
@@ -33,6 +36,11 @@ def test_evaluate_tiny_model_on_every_dataset(tmp_path, base_model_dir, data_dir
     assert all(set(p["label_logprobs"]) for p in res["predictions"])  # kept for refitting calibration
     assert (tmp_path / "res_f1.png").stat().st_size > 0 and (tmp_path / "res_reliability.png").exists()
     assert "| **average** |" in proc.stdout
+    # label sets through the service's Assessor: DR's hold both labels, the other tasks have none to report
+    assert res["datasets"]["DR"]["label_set_coverage"] == 1.0 and res["datasets"]["DR"]["mean_label_set_size"] == 2
+    assert not any("label_set_coverage" in r for name, r in res["datasets"].items() if name != "DR")
+    assert all((p["label_set"] is not None) == (p["task"] == "DR") for p in res["predictions"])
+    assert "set coverage | mean set size |" in proc.stdout and "label sets cover 100.0 % of 3 rows" in proc.stdout
 
 
 def test_evaluate_rejects_a_folder_that_is_not_a_checkpoint(tmp_path, data_dir):
