@@ -243,6 +243,14 @@ def commit_prefix(completion: str) -> str:
     return body + "\n" + COMMIT_TAG
 
 
+_ENDS_SENTENCE = re.compile(r"[.!?][\"')\]]*$")
+
+
+def ends_sentence(text: str) -> bool:
+    """True when `text` ends with sentence punctuation (optionally followed by closing quotes/brackets)."""
+    return bool(_ENDS_SENTENCE.search(text.strip()))
+
+
 _LAST_SENTENCE_END = re.compile(r"^.*[.!?][\"')\]]*(?=\s|$)", re.DOTALL)
 
 

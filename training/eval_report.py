@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,33 @@ class Prediction:
     task: str = ""
     label_logprobs: dict[str, float] = field(default_factory=dict)  # uncalibrated, for refitting calibration
     label_set: tuple[str, ...] | None = None  # the conformal label set; None when the task has no threshold
+    stages_whole: bool | None = None  # every shown stage ends with a sentence end (None: not recorded)
+
+
+def raw_confidence(p: Prediction) -> float | None:
+    """The uncalibrated probability of the returned label: softmax of the label log-probabilities."""
+    if not p.label_logprobs or p.label not in p.label_logprobs:
+        return None
+    top = max(p.label_logprobs.values())
+    z = sum(math.exp(v - top) for v in p.label_logprobs.values())
+    return math.exp(p.label_logprobs[p.label] - top) / z
+
+
+def reasoning_report(preds: Sequence[Prediction]) -> dict:
+    """What the raw model says beside the calibrated answer: AUROC of the raw confidence, the share of rows
+    whose label is the raw model's own argmax (calibration did not overrule what the reasoning led to), and
+    the share whose shown stages all end with a sentence end."""
+    out: dict = {}
+    with_raw = [(raw_confidence(p), p.label == p.gold) for p in preds if raw_confidence(p) is not None]
+    if with_raw:
+        out["auroc_raw"] = auroc([c for c, _ in with_raw], [ok for _, ok in with_raw])
+        out["label_is_raw_argmax"] = sum(
+            p.label == max(p.label_logprobs, key=p.label_logprobs.get) for p in preds if p.label_logprobs
+        ) / len(with_raw)
+    whole = [p.stages_whole for p in preds if p.stages_whole is not None]
+    if whole:
+        out["stages_whole_sentence_rate"] = sum(whole) / len(whole)
+    return out
 
 
 def recalibrated(preds: Sequence[Prediction], calibration: Calibration) -> list[Prediction]:
@@ -78,6 +106,7 @@ def dataset_report(preds: Sequence[Prediction], labels: Sequence[str]) -> dict:
         "confusion_matrix": confusion_matrix(gold, pred, labels),
         "reliability": reliability_bins(conf, correct),
         **label_set_report(preds),
+        **reasoning_report(preds),
     }
 
 
@@ -88,7 +117,7 @@ def pooled_report(preds: Sequence[Prediction]) -> dict:
     correct = [p.label == p.gold for p in preds]
     return {"n": len(conf), "accuracy": sum(correct) / len(correct), "mean_confidence": sum(conf) / len(conf),
             "ece": expected_calibration_error(conf, correct), "auroc": auroc(conf, correct),
-            **label_set_report(preds)}
+            **label_set_report(preds), **reasoning_report(preds)}
 
 
 def results_report(preds: dict[str, list[Prediction]], labels: dict[str, Sequence[str]],

@@ -34,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from mental_r1.calibration import Calibration, load_calibration
+from mental_r1.contract import ends_sentence
 from mental_r1.data import DataError, Example, list_datasets, load_split
 from training.eval_report import (
     Prediction,
@@ -72,8 +73,9 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
             a = await assessor.assess(ex.text, ex.task, opts)
         bar.update()
         sets = tuple(a.label_set) if ex.task.id in calibration.label_set_threshold else None
+        shown = [st.text for st in a.stages if st.text and st.name != "mental_state"]
         return Prediction(ex.dataset, ex.label, a.label, a.confidence, a.format_valid, ex.task.id, a.label_logprobs,
-                          sets)
+                          sets, stages_whole=all(ends_sentence(t) for t in shown) if shown else None)
 
     try:
         flat = [ex for v in rows.values() for ex in v]

@@ -34,22 +34,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from mental_r1.contract import format_completion
+from mental_r1.contract import ends_sentence, format_completion
 from mental_r1.data import Example
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_ENDS_SENTENCE = re.compile(r"[.!?][\"')\]]*$")
 
 Counter = Callable[[str], int]  # text -> number of tokens
 
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
-
-
-def ends_sentence(text: str) -> bool:
-    """True when `text` ends with sentence punctuation (optionally followed by closing quotes/brackets)."""
-    return bool(_ENDS_SENTENCE.search(text.strip()))
 
 
 def thirds(units: list[str]) -> list[str]:

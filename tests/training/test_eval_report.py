@@ -74,3 +74,24 @@ def test_recalibrated_gives_label_sets_for_tasks_with_a_threshold():
     out = recalibrated(p, Calibration(label_set_threshold={"DR": 0.3}))
     # p(no) = 1 / (1 + e^0.5) = 0.378 >= 0.3: in DR's set; SAD has no threshold
     assert out[0].label_set == ("yes", "no") and out[1].label_set is None
+
+
+def test_reasoning_report_raw_auroc_agreement_and_whole_sentences():
+    import math
+
+    from training.eval_report import raw_confidence, reasoning_report
+
+    ln = math.log
+    preds = [  # raw probabilities yes 0.9 / 0.6 / 0.3; the last label was overruled by calibration
+        Prediction("DR", "yes", "yes", 0.8, True, "DR", {"yes": ln(0.9), "no": ln(0.1)}, stages_whole=True),
+        Prediction("DR", "no", "yes", 0.6, True, "DR", {"yes": ln(0.6), "no": ln(0.4)}, stages_whole=False),
+        Prediction("DR", "no", "yes", 0.55, True, "DR", {"yes": ln(0.3), "no": ln(0.7)}, stages_whole=True),
+    ]
+    assert raw_confidence(preds[0]) == pytest.approx(0.9)
+    assert raw_confidence(preds[2]) == pytest.approx(0.3)  # the raw probability of the returned label
+    r = reasoning_report(preds)
+    assert r["label_is_raw_argmax"] == pytest.approx(2 / 3)
+    assert r["stages_whole_sentence_rate"] == pytest.approx(2 / 3)
+    # raw confidence 0.9 (right) vs 0.6 and 0.3 (wrong): the right answer ranks first
+    assert r["auroc_raw"] == pytest.approx(1.0)
+    assert reasoning_report([Prediction("DR", "yes", "yes", 0.5, True)]) == {}

@@ -1,9 +1,8 @@
-from mental_r1.contract import parse_completion
+from mental_r1.contract import ends_sentence, parse_completion
 from mental_r1.data import Example
 from mental_r1.tasks import get_task
 from training.sft_targets import (
     contradicts_label,
-    ends_sentence,
     fit_sentences,
     sentences,
     sft_target,
