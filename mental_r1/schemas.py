@@ -98,7 +98,8 @@ class TaskAssessment(BaseModel):
     probabilities: dict[str, float] = Field(description="Label → calibrated probability over the whole label set.")
     label_logprobs: dict[str, float] = Field(description=(
         "Label → the model's log-probability of the label sentence opening its mental_state stage, given its "
-        "reasoning (uncalibrated; `probabilities` is their softmax with the model's calibration)."))
+        "reasoning, under decoding constrained to the task's label sentences: normalised over the label set "
+        "(uncalibrated; `probabilities` is their softmax with the model's calibration)."))
     stages: list[StageText]
     format_valid: bool
     format_issues: list[str]
