@@ -28,3 +28,29 @@ def test_unknown_task_is_named_by_a_short_escaped_prefix_only():
     assert "unknown task 'DRxxxxxxxxxxxxxxxxxxxxxx'..." in msg and "(and 1 more)" in msg
     assert len(msg) < 200 and msg.isascii()
     assert short_repr("ab\ud800") == "'ab\\ud800'"
+
+
+def test_a_dataset_id_stands_for_all_of_its_tasks():
+    irf = ["Irf:thwarted_belongingness", "Irf:perceived_burdensomeness"]
+    assert AssessRequest(text="hi", tasks=["Irf"]).task_ids == irf
+    assert AssessRequest(text="hi", task="Irf").task_ids == irf
+    assert len(AssessRequest(text="hi", tasks=["MultiWD"]).task_ids) == 6
+    # a task id that is also its dataset's id is that task; the order is kept
+    assert AssessRequest(text="hi", tasks=["t-sid", "Irf", "DR"]).task_ids == ["t-sid", *irf, "DR"]
+
+
+def test_tasks_named_twice_after_expansion_are_assessed_once_in_first_order():
+    got = AssessRequest(text="hi", tasks=["Irf:perceived_burdensomeness", "DR", "Irf", "DR"]).task_ids
+    assert got == ["Irf:perceived_burdensomeness", "DR", "Irf:thwarted_belongingness"]
+
+
+@pytest.mark.parametrize("names, fragment", [
+    (["irf"], "unknown task 'irf'"),  # ids are case-sensitive, as GET /tasks lists them
+    (["Irf:"], "unknown task 'Irf:'"),
+    (["Irf", "perceived_burdensomeness"], "unknown task 'perceived_burdensomeness'"),
+    (["MultiWD", "Irf", "DR"], "names 9 tasks once dataset ids are expanded; at most 8"),
+])
+def test_anything_else_is_still_refused(names, fragment):
+    with pytest.raises(ValidationError) as e:
+        AssessRequest(text="hi", tasks=names)
+    assert fragment in str(e.value.errors()[0]["msg"])
