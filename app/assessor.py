@@ -4,23 +4,34 @@ Both the service and `training/evaluate.py` use this class, so evaluation number
 
 1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping where
    the mental_state stage opens (contract.COMMIT_TAG): stimulus, primary and secondary appraisal, reaction.
-2. Score: at that point (contract.commit_prefix; truncated reasoning is closed first) compute
-   log P(`LABEL SENTENCE</mental_state>` | prompt + reasoning) for every label of the task from the model's
-   own token log-probabilities (label_logprobs). The label probabilities are their softmax with the
-   calibration shipped with the model (mental_r1/calibration.py: a temperature, and per-label biases for
-   tasks with validation data), so the label is always a valid one and the confidence comes from the
+2. Score: at that point (contract.commit_prefix; truncated reasoning is closed first) compute, for every
+   label of the task, the log-probability of `LABEL SENTENCE</mental_state>` under decoding constrained to
+   the task's label continuations (label_logprobs): the model's own token log-probabilities, read only
+   where the label sentences part ways (the branching nodes of their token trie, one 1-token request each:
+   one for a yes/no task, two for SAD and CAMS) and renormalised over each node's branches. These are
+   normalised log-probabilities over the label set (their exponentials sum to 1): exactly the
+   distribution the model samples from when it is forced to write one of the label sentences, split into
+   tokens as the tokenizer splits them (vLLM's guided choice samples the same, but also allows other
+   splits of the same text, rare and improbable ones). The label probabilities are their softmax with
+   the calibration shipped with the model (mental_r1/calibration.py: a temperature, and per-label biases
+   for tasks with validation data), so the label is always a valid one and the confidence comes from the
    model's tokens, never from a number it writes.
 3. Complete: the mental_state stage and the answer are written from the chosen label
    (contract.committed_completion); the format report describes what the model generated.
 
 The crisis screen's model source (`risk_probabilities`, mental_r1/screen/model.py) reuses the scoring step
-alone: no reasoning, one 1-token request per risk task, on every request whatever its tasks.
+alone: no reasoning, one 1-token request per risk task (t-sid and Irf each branch once), on every request
+whatever its tasks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
+import os
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mental_r1.calibration import Calibration
@@ -35,6 +46,8 @@ from mental_r1.contract import (
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
 from mental_r1.tasks import Task, get_task
+
+log = logging.getLogger(__name__)
 
 CPU_BLOCK_SIZE = 32
 
@@ -55,43 +68,98 @@ class GenerationOptions:
     seed: int | None = None
 
 
+def cpu_threads_bind(environ: Mapping[str, str], cores: Iterable[int]) -> str | None:
+    """The VLLM_CPU_OMP_THREADS_BIND value to set: every core in `cores` (the ones this process may use) as
+    vLLM's id list ("0-1", "0,2-3"), or None when the environment already has a value (it wins, "nobind"
+    included).
+
+    vLLM-CPU's default ("auto") keeps one core per engine rank out of the OpenMP threads for its scheduler
+    process (`reserve_cpu_num=1`): on a 2-core machine the model gets one core, 1.5x slower than both
+    (issue 20). With an explicit list vLLM binds exactly those cores; VLLM_CPU_NUM_OF_RESERVED_CPU then no
+    longer matters (vllm/utils/ompmultiprocessing.py reads it in "auto" mode only)."""
+    if environ.get("VLLM_CPU_OMP_THREADS_BIND"):
+        return None
+    runs: list[list[int]] = []
+    for c in sorted(set(cores)):
+        if runs and c == runs[-1][1] + 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    assert runs, "no CPU core to bind the engine's threads to"
+    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
+
+
 def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num_seqs: int,
                  max_queued_requests: int | None = None, enforce_eager: bool = True, seed: int = 0):
-    """An AsyncLLM for `model` (vllm-cpu on CPU machines, vllm on GPUs)."""
+    """An AsyncLLM for `model` (vllm-cpu on CPU machines, vllm on GPUs).
+
+    On CPU the engine's OpenMP threads are bound to every core this process may use, unless
+    VLLM_CPU_OMP_THREADS_BIND says otherwise (cpu_threads_bind). The engine core process reads it when it
+    starts its worker, with the environment it inherited when AsyncLLM spawned it (inside from_engine_args),
+    so the value is set in this process's environment for the engine's creation only: a later engine in the
+    same process (training/rollout.py's, "nobind") chooses its own."""
     from vllm import AsyncEngineArgs
     from vllm.platforms import current_platform
     from vllm.v1.engine.async_llm import AsyncLLM
 
+    bind = None
+    if current_platform.is_cpu() and hasattr(os, "sched_getaffinity"):
+        bind = cpu_threads_bind(os.environ, os.sched_getaffinity(0))
     args = AsyncEngineArgs(
         model=model, tokenizer=model, dtype="bfloat16", max_model_len=max_model_len,
         kv_cache_memory_bytes=int(kv_cache_gib * 2**30), max_num_seqs=max_num_seqs,
         max_num_queued_reqs=max_queued_requests, enforce_eager=enforce_eager,
         enable_prefix_caching=True, seed=seed, enable_log_requests=False,
-        # Label scoring sends one 1-token request per trie node over the cached prefix, and the prefix cache
-        # holds whole blocks only: every node recomputes the prefix's last partial block. With vLLM's CPU
-        # default of 128-token blocks that recomputation cost more than the generation (bench/serve.py);
-        # 32 is the smallest block the CPU attention kernel takes. GPUs keep their default (16).
+        # Label scoring sends 1-token requests (one per branching node of the label trie) over the cached
+        # prefix, and the prefix cache holds whole blocks only: every request recomputes the prefix's last
+        # partial block. With vLLM's CPU default of 128-token blocks that recomputation cost more than the
+        # generation (bench/serve.py, when every trie node was a request); 32 is the smallest block the
+        # CPU attention kernel takes. GPUs keep their default (16).
         block_size=CPU_BLOCK_SIZE if current_platform.is_cpu() else None,
     )
-    return AsyncLLM.from_engine_args(args)
+    if bind is None:
+        return AsyncLLM.from_engine_args(args)
+    log.info("binding the engine's threads to cores %s (set VLLM_CPU_OMP_THREADS_BIND to choose)", bind)
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
+    try:
+        return AsyncLLM.from_engine_args(args)
+    finally:
+        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
 
 
-def scoring_nodes(conts: list[list[int]]) -> dict[tuple[int, ...], set[int]]:
-    """The trie of the continuations' token ids: node (a token prefix) → the tokens that follow it.
+def branch_nodes(conts: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
+    """The nodes of the continuations' token trie where they part ways: node (a token prefix) → its children
+    (the distinct next tokens, sorted), for the nodes with more than one child.
 
-    Nodes that every continuation passes through with one child are left out: their log-probability is the
-    same for every continuation and cancels in a softmax over them."""
+    Only these carry information about which continuation the model prefers: under decoding constrained to
+    the continuations, a node with one child is followed by that child with probability 1. Every
+    continuation must end in a leaf: the end of a continuation is not a token, so a node where one ends and
+    another goes on could not be scored with logprob_token_ids (label_continuations all end with the same
+    closing tag, so for them it cannot happen)."""
     children: dict[tuple[int, ...], set[int]] = {}
     for c in conts:
         for k in range(len(c)):
             children.setdefault(tuple(c[:k]), set()).add(c[k])
-    return {node: kids for node, kids in children.items()
-            if len(kids) > 1 or not all(tuple(c[:len(node)]) == node for c in conts)}
+    inner = [i for i, c in enumerate(conts) if tuple(c) in children]
+    assert not inner, (f"continuation {inner[0]} ends where another goes on (it is a strict prefix of it): its "
+                       "end cannot be scored as a token; end every continuation with the same closing tag")
+    return {node: sorted(kids) for node, kids in children.items() if len(kids) > 1}
 
 
-def chain_rule(conts: list[list[int]], table: dict[tuple[int, ...], dict[int, float]]) -> list[float]:
-    """Σ_k log P(c_k | prefix, c_<k) per continuation from the scored nodes (left-out shared nodes add 0)."""
-    return [sum(table[tuple(c[:k])][c[k]] for k in range(len(c)) if tuple(c[:k]) in table) for c in conts]
+def constrained_logprobs(conts: list[list[int]], table: dict[tuple[int, ...], dict[int, float]]) -> list[float]:
+    """log P(continuation) under decoding constrained to `conts`, per continuation.
+
+    `table`: branching node → the model's log P(token | prefix + node) for (at least) each of the node's
+    children, in any normalisation: only differences within a node matter. At each branching node the
+    children's log-probabilities are renormalised over the children (a log-softmax restricted to them); a
+    continuation's score is the sum of these terms along its path (the chain rule, where the nodes with one
+    child contribute log 1 = 0). The scores' exponentials sum to 1 over `conts`."""
+    norm = {}
+    for node, lps in table.items():
+        kids = [lps[k] for k in {c[len(node)] for c in conts if tuple(c[:len(node)]) == node}]
+        top = max(kids)
+        norm[node] = top + math.log(sum(math.exp(v - top) for v in kids))
+    return [sum(table[n][c[k]] - norm[n] for k in range(len(c)) if (n := tuple(c[:k])) in table) for c in conts]
 
 
 def label_continuations(task: Task) -> list[str]:
@@ -176,43 +244,33 @@ class Assessor:
         return {t: step[t].logprob for t in candidates}
 
     async def label_logprobs(self, prefix_ids: list[int], continuations: list[str], request_id: str) -> list[float]:
-        """log P(continuation | prefix) for every continuation, by the chain rule over its tokens.
+        """log P(continuation | prefix) under decoding constrained to `continuations`, for every continuation:
+        normalised over them (their exponentials sum to 1).
 
-        The continuations' token sequences form a trie; each trie node is one cheap decode request over the
-        cached prefix (`logprob_token_ids` = the node's children), all issued concurrently. Nodes that every
-        continuation passes through with a single child add the same term to all of them and cancel in
-        the softmax over labels, so they are skipped. (Prompt log-probabilities would recompute the whole
-        prompt per label: vLLM skips the prefix cache for them, and reading it anyway crashes vllm-cpu 0.32's
-        output handler, measured here.)
+        The continuations' token sequences form a trie; each branching node (branch_nodes) is one cheap
+        decode request over the cached prefix (`logprob_token_ids` = the node's children), all issued
+        concurrently, and constrained_logprobs renormalises and chains them: one request for a yes/no
+        task. (Prompt log-probabilities would recompute the whole prompt per label: vLLM skips the prefix
+        cache for them, and reading it anyway crashes vllm-cpu 0.32's output handler, measured here;
+        `prompt_logprob_token_ids` is validated and ignored by its V1 runner.)
         """
         conts = [self._ids(c) for c in continuations]
-        children = scoring_nodes(conts)
+        nodes = branch_nodes(conts)
         results = await asyncio.gather(*(
-            self._next_token_logprobs(prefix_ids + list(node), sorted(kids), f"{request_id}-n{i}")
-            for i, (node, kids) in enumerate(children.items())))
-        return chain_rule(conts, dict(zip(children, results)))
-
-    async def first_branch_logprobs(self, prefix_ids: list[int], continuations: list[str],
-                                    request_id: str) -> list[float]:
-        """log P(token | prefix + shared tokens) of each continuation's token where the continuations first
-        diverge: the shallowest node of `scoring_nodes`, one 1-token request. A cheap ranking of the
-        continuations when only their first distinguishing token matters (the crisis screen)."""
-        conts = [self._ids(c) for c in continuations]
-        nodes = scoring_nodes(conts)
-        node = min(nodes, key=len)  # every continuation passes through it: the ones above it were left out
-        table = {node: await self._next_token_logprobs(prefix_ids + list(node), sorted(nodes[node]), request_id)}
-        return chain_rule(conts, table)
+            self._next_token_logprobs(prefix_ids + list(node), kids, f"{request_id}-n{i}")
+            for i, (node, kids) in enumerate(nodes.items())))
+        return constrained_logprobs(conts, dict(zip(nodes, results)))
 
     async def risk_probabilities(self, text: str, task_ids: list[str], request_id: str) -> dict[str, float]:
         """The model source of the crisis screen (mental_r1/screen/model.py): P(risk label) of each task from
-        its first distinguishing label token at the commit point of an empty reasoning; no generation, one
-        1-token request per task, all concurrent."""
+        its label scoring (label_logprobs) at the commit point of an empty reasoning; no generation, all
+        tasks concurrent (one 1-token request each for t-sid and Irf)."""
         empty_reasoning = self._ids(commit_prefix(""))
 
         async def one(i: int, task: Task) -> float:
             prompt_ids = self._ids(build_prompt(self.tokenizer, text, task.question, task.label_names))
-            logps = await self.first_branch_logprobs(prompt_ids + empty_reasoning, label_continuations(task),
-                                                     f"{request_id}-{i}")
+            logps = await self.label_logprobs(prompt_ids + empty_reasoning, label_continuations(task),
+                                              f"{request_id}-{i}")
             return risk_probability(task.id, dict(zip(task.label_names, logps)))
 
         probs = await asyncio.gather(*(one(i, get_task(t)) for i, t in enumerate(task_ids)))

@@ -175,7 +175,8 @@ def assess_parser() -> argparse.ArgumentParser:
                                  + __doc__.split("\n\n")[2])
     ap.add_argument("input", type=Path, help="a .csv file with a header row or a .jsonl file")
     ap.add_argument("--output", "-o", type=Path, required=True, help="JSON lines; resumed if it exists")
-    ap.add_argument("--tasks", default=DEFAULT_TASK, help=f"comma-separated task ids (GET /tasks); default {DEFAULT_TASK}")
+    ap.add_argument("--tasks", default=DEFAULT_TASK, help="comma-separated task ids (GET /tasks), or dataset ids "
+                    f"for all of their tasks (Irf = both Irf tasks); default {DEFAULT_TASK}")
     ap.add_argument("--text-column", default="text", help="the column (or JSON field) holding the text")
     ap.add_argument("--id-column", default="id", help="carried into the output; default: the row number")
     ap.add_argument("--include-text", action="store_true", help="copy each row's text into its output line")
@@ -191,14 +192,15 @@ def assess_parser() -> argparse.ArgumentParser:
 
 
 def request_fields(args) -> tuple[list[str], dict]:
-    """The task list and the per-row request fields, checked once with the API's own model."""
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    request = {"tasks": tasks, "max_tokens": args.max_tokens, **({"locale": args.locale} if args.locale else {})}
+    """The task list and the per-row request fields, checked once with the API's own model. Dataset ids are
+    expanded here (`Irf` → its two tasks), so the rows name the same tasks as the output and its resume."""
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    options = {"max_tokens": args.max_tokens, **({"locale": args.locale} if args.locale else {})}
     try:
-        AssessRequest(text="check", **request)
+        tasks = AssessRequest(text="check", tasks=names, **options).task_ids
     except ValidationError as e:
         raise BatchError(f"invalid options: {validation_message(e)}") from None
-    return tasks, request
+    return tasks, {"tasks": tasks, **options}
 
 
 async def run_assess(args, backend: InProcess | Remote | None = None) -> dict:

@@ -6,12 +6,14 @@
 The same IMHI test posts (one task each: the task of the post's dataset) go through
   (a) our service, `python -m app --model M`: POST /assess = one greedy reasoning generation stopping at
       the commit point (`<mental_state>`, or `</answer>` if the model skips it) + label scoring (one 1-token
-      decode request per node of the label-sentence token trie),
+      decode request per branching node of the label-sentence token trie: `scoring_requests_per_task` in
+      the results),
   (b) vLLM's OpenAI-compatible server on the same checkpoint and engine limits: POST /v1/completions with
       the exact prompt string our service builds (contract.build_prompt), the same max_tokens,
       temperature 0 and the same stop strings - generation only, no label scoring,
-  (b2) the same vLLM server driven by a client that also does (a)'s label scoring (the same trie of 1-token
-      requests, through /v1/completions with logprob_token_ids): the same engine work as (a), so (a)/(b2)
+  (b2) the same vLLM server driven by a client that also does (a)'s label scoring (the same 1-token requests
+      at the trie's branching nodes, through /v1/completions with logprob_token_ids): the same engine work
+      as (a), so (a)/(b2)
       isolates what our API layer costs, while (a)/(b) also charges (a) for the scoring it does and (b) not,
   (c) transformers `generate` in this process: batch 1, greedy, same max_tokens and stop strings,
   (a0) our service with the crisis screen's model source off (an empty thresholds file), so (a)/(a0) is
@@ -42,7 +44,7 @@ from pathlib import Path
 
 import httpx
 
-from app.assessor import chain_rule, scoring_nodes
+from app.assessor import branch_nodes, constrained_logprobs, label_continuations
 from bench.provenance import provenance
 from bench.servers import REPO, EngineLimits, Proc, start_service, start_vllm_server
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
@@ -125,9 +127,9 @@ def service_request(max_tokens: int):
 def vllm_scoring_request(max_tokens: int, tokenizer):
     """(b2): (b) plus the service's label scoring done by the client through vLLM's own API.
 
-    The same trie of label tokens as Assessor.label_logprobs, one /v1/completions request per node
-    (token-id prompt = scoring prefix + node, max_tokens 1, logprob_token_ids = the node's children), so
-    (a) vs (b2) is the same engine work with only the API layer different.
+    The same branching nodes of the label-token trie as Assessor.label_logprobs, one /v1/completions request
+    per node (token-id prompt = scoring prefix + node, max_tokens 1, logprob_token_ids = the node's
+    children), so (a) vs (b2) is the same engine work with only the API layer different.
     """
     def ids(text: str) -> list[int]:
         return tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -147,10 +149,10 @@ def vllm_scoring_request(max_tokens: int, tokenizer):
         assert r.status_code == 200, r.text[:300]
         out = r.json()
         prefix = ids(item.prompt) + ids(commit_prefix(out["choices"][0]["text"]))
-        conts = [ids(lab.text + "</mental_state>") for lab in get_task(item.task_id).labels]
-        nodes = scoring_nodes(conts)
-        got = await asyncio.gather(*(node(client, prefix + list(n), sorted(kids)) for n, kids in nodes.items()))
-        scores = chain_rule(conts, dict(zip(nodes, got)))
+        conts = [ids(c) for c in label_continuations(get_task(item.task_id))]
+        nodes = branch_nodes(conts)
+        got = await asyncio.gather(*(node(client, prefix + list(n), kids) for n, kids in nodes.items()))
+        scores = constrained_logprobs(conts, dict(zip(nodes, got)))
         assert all(s <= 0 for s in scores), scores
         return out["usage"]["completion_tokens"]
     return call
@@ -189,6 +191,12 @@ class TransformersLoop:
             toks[it.key] = int(out.shape[1] - ids.shape[1])
             lat.append(time.perf_counter() - t1)
         return stats(lat, list(toks.values()), time.perf_counter() - t0, 0), toks
+
+
+def scoring_requests(tokenizer, task_ids) -> dict[str, int]:
+    """Engine requests of (a)'s label scoring per task (and of (b2)'s): its label trie's branching nodes."""
+    return {t: len(branch_nodes([tokenizer(c, add_special_tokens=False)["input_ids"]
+                                 for c in label_continuations(get_task(t))])) for t in sorted(set(task_ids))}
 
 
 def uptime() -> str:
@@ -271,6 +279,7 @@ def main() -> None:
     per_round = sum(plan.values())
     pool = pick_items(args.data_dir, tok, per_round * args.repeats + 1, args.max_chars, seed=0)
     warm, pool = pool[0], pool[1:]
+    per_task = scoring_requests(tok, [it.task_id for it in pool])
     limits = EngineLimits(max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib,
                           max_num_seqs=args.max_num_seqs, omp_threads_bind=args.omp_threads_bind)
     logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -336,6 +345,8 @@ def main() -> None:
         "command": "python -m bench.serve " + " ".join(f"{k}={v}" for k, v in vars(args).items()),
         "model": str(model), "max_tokens": args.max_tokens, "prompts_per_round": plan,
         "engine_limits": vars(limits), "server_startup_s": startup,
+        # besides one generation per assessment, and the crisis screen's requests in (a)
+        "scoring_requests_per_task": per_task,
         "machine": {"nproc": os.cpu_count(), "uptime_end": uptime()}, "provenance": provenance(started),
         "rounds": rounds, **median_summary(rounds, concs),
     }

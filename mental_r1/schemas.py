@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
 
 from mental_r1.contract import STAGES, ParsedCompletion
-from mental_r1.tasks import DEFAULT_TASK, TASKS
+from mental_r1.tasks import DEFAULT_TASK, resolve_task_ids
 
 MAX_TASKS_PER_REQUEST = 8
 
@@ -22,9 +30,11 @@ class AssessRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The post or statement to assess (never logged).")
-    task: str | None = Field(None, description=f"One task id (see GET /tasks); default {DEFAULT_TASK!r}.")
-    tasks: list[str] | None = Field(None, min_length=1, max_length=MAX_TASKS_PER_REQUEST,
-                                    description="Several task ids, assessed concurrently.")
+    task: str | None = Field(None, description=(
+        f"One task id (see GET /tasks), or a dataset id for all of its tasks; default {DEFAULT_TASK!r}."))
+    tasks: list[str] | None = Field(None, min_length=1, max_length=MAX_TASKS_PER_REQUEST, description=(
+        "Several task ids, assessed concurrently. A dataset id stands for all of its tasks ('Irf' = "
+        f"both Irf tasks); repeated tasks are assessed once; at most {MAX_TASKS_PER_REQUEST} tasks in all."))
     locale: str | None = Field(None, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$",
                                description="BCP-47-like locale for crisis resources, e.g. 'en-US', 'en-GB'.")
     max_tokens: int = Field(384, ge=32, le=512, description="Reasoning token budget.")
@@ -43,24 +53,27 @@ class AssessRequest(BaseModel):
             raise ValueError(f"text holds invalid Unicode (a lone surrogate code point at character {i})")
         return v
 
+    _task_ids: list[str] = PrivateAttr(default_factory=list)
+
     @model_validator(mode="after")
     def _tasks_known(self) -> AssessRequest:
         if self.task is not None and self.tasks is not None:
             raise ValueError("give either 'task' or 'tasks', not both")
-        unknown = [t for t in self.task_ids if t not in TASKS]
+        names = self.tasks if self.tasks is not None else [self.task or DEFAULT_TASK]
+        self._task_ids, unknown = resolve_task_ids(names)
         if unknown:  # named by a short, escaped prefix only: a task field may carry anything
             raise ValueError(f"unknown task {short_repr(unknown[0])}"
                              f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}; "
-                             "GET /tasks lists the known ones")
-        if len(set(self.task_ids)) != len(self.task_ids):
-            raise ValueError("'tasks' lists a task twice")
+                             "GET /tasks lists the known task ids and their dataset ids")
+        if len(self._task_ids) > MAX_TASKS_PER_REQUEST:
+            raise ValueError(f"'tasks' names {len(self._task_ids)} tasks once dataset ids are expanded; "
+                             f"at most {MAX_TASKS_PER_REQUEST} per request")
         return self
 
     @property
     def task_ids(self) -> list[str]:
-        if self.tasks is not None:
-            return list(self.tasks)
-        return [self.task or DEFAULT_TASK]
+        """The tasks to assess: dataset ids expanded to their tasks, each task once, in the order named."""
+        return list(self._task_ids)
 
 
 def first_invalid_code_point(text: str) -> int | None:
@@ -103,7 +116,8 @@ class TaskAssessment(BaseModel):
         "`label` always comes first. Just [`label`] when the model has no threshold for the task (default)."))
     label_logprobs: dict[str, float] = Field(description=(
         "Label → the model's log-probability of the label sentence opening its mental_state stage, given its "
-        "reasoning (uncalibrated; `probabilities` is their softmax with the model's calibration)."))
+        "reasoning, under decoding constrained to the task's label sentences: normalised over the label set "
+        "(uncalibrated; `probabilities` is their softmax with the model's calibration)."))
     stages: list[StageText]
     format_valid: bool
     format_issues: list[str]

@@ -113,6 +113,19 @@ def tasks_of_dataset(dataset: str) -> list[Task]:
     return [t for t in TASKS.values() if t.dataset == dataset]
 
 
+def resolve_task_ids(names: list[str]) -> tuple[list[str], list[str]]:
+    """(task ids, unknown names) for what a caller wrote: a task id stands for itself, a dataset id for all
+    of its tasks (`Irf` → both Irf tasks); duplicates after expansion are dropped, keeping the first."""
+    ids: list[str] = []
+    unknown: list[str] = []
+    for name in names:
+        expanded = [name] if name in TASKS else [t.id for t in tasks_of_dataset(name)]
+        if not expanded:
+            unknown.append(name)
+        ids += [t for t in expanded if t not in ids]
+    return ids, unknown
+
+
 def task_for_question(dataset: str, question: str) -> Task:
     """The task of `dataset` whose question is `question` (whitespace/case-insensitive)."""
     q = _norm(question)

@@ -1,33 +1,113 @@
+import asyncio
 import math
+from types import SimpleNamespace
 
 import pytest
 
-from app.assessor import chain_rule, scoring_nodes
+from app.assessor import branch_nodes, constrained_logprobs, cpu_threads_bind
 
 
-def test_scoring_nodes_skip_the_prefix_all_labels_share():
-    # "a b c" and "a b d e": node () and (a,) are shared with one child -> cancel; (a,b) branches
-    conts = [[1, 2, 3], [1, 2, 4, 5]]
-    nodes = scoring_nodes(conts)
-    assert nodes == {(1, 2): {3, 4}, (1, 2, 4): {5}}
-    # a single continuation of one token still needs nothing: everything is shared
-    assert scoring_nodes([[7]]) == {}
-    # no shared first token: the root is scored
-    assert scoring_nodes([[1], [2, 3]]) == {(): {1, 2}, (2,): {3}}
+# ------------------------------------------------------------------------------------ branch-point math
+def test_branch_nodes_are_the_nodes_with_more_than_one_child():
+    # "a b c" and "a b d e": () and (a,) have one child, (a,b) branches, (a,b,d) has one child again
+    assert branch_nodes([[1, 2, 3], [1, 2, 4, 5]]) == {(1, 2): [3, 4]}
+    # three labels parting at two depths: the root, then under token 1
+    assert branch_nodes([[1, 2], [1, 3], [4, 5]]) == {(): [1, 4], (1,): [2, 3]}
+    # a single label: nothing to choose, nothing to score
+    assert branch_nodes([[7, 8]]) == {}
 
 
-def test_chain_rule_sums_the_scored_nodes():
-    conts = [[1, 2, 3], [1, 2, 4, 5]]
-    table = {(1, 2): {3: math.log(0.6), 4: math.log(0.3)}, (1, 2, 4): {5: math.log(0.5)}}
-    a, b = chain_rule(conts, table)
-    assert a == pytest.approx(math.log(0.6)) and b == pytest.approx(math.log(0.15))
+@pytest.mark.parametrize("conts", [[[1, 2], [1, 2, 3]], [[], [1]], [[5, 1], [5, 1, 2], [5, 3]]])
+def test_a_continuation_that_ends_where_another_goes_on_is_refused(conts):
+    with pytest.raises(AssertionError, match="strict prefix"):
+        branch_nodes(conts)
 
 
-def test_the_model_screen_sends_one_request_per_risk_task_at_the_first_distinguishing_token(tokenizer):
+def test_constrained_logprobs_renormalise_over_each_nodes_children_and_chain():
+    # a = (1, 2), b = (1, 3), c = (4, 5). Root children: P(1) = .5, P(4) = .2 → constrained 5/7, 2/7;
+    # node (1,): P(2) = .3, P(3) = .1 → 3/4, 1/4; node (4,) has one child (5): probability 1.
+    # a = 5/7 · 3/4 = 15/28, b = 5/7 · 1/4 = 5/28, c = 2/7 = 8/28
+    conts = [[1, 2], [1, 3], [4, 5]]
+    table = {(): {1: math.log(0.5), 4: math.log(0.2)}, (1,): {2: math.log(0.3), 3: math.log(0.1)}}
+    got = constrained_logprobs(conts, table)
+    assert got == pytest.approx([math.log(15 / 28), math.log(5 / 28), math.log(8 / 28)])
+    assert sum(map(math.exp, got)) == pytest.approx(1.0)
+    # only differences within a node matter: shifting one node's log-probs changes nothing, and tokens that
+    # are not children (vLLM's sampled token, listed beside the requested ones) do not count
+    shifted = {(): {t: v - 3.0 for t, v in table[()].items()}, (1,): {**table[(1,)], 99: math.log(0.6)}}
+    assert constrained_logprobs(conts, shifted) == pytest.approx(got)
+
+
+def test_one_branching_node_is_a_softmax_over_its_children():
+    conts = [[9, 1, 7], [9, 2, 7]]  # shared start, one choice, shared end
+    (node,) = branch_nodes(conts)
+    a, b = constrained_logprobs(conts, {node: {1: -1.2, 2: -2.9}})
+    assert a == pytest.approx(-1.2 - math.log(math.exp(-1.2) + math.exp(-2.9)))
+    assert math.exp(a) + math.exp(b) == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------- the engine requests an assessment sends
+class RecordingEngine:
+    """Stands in for vLLM's AsyncLLM behind the real Assessor: records every request; a scoring request
+    (logprob_token_ids) gets a log-probability per candidate token from `logprob(prefix, token)`, a generation
+    request the text `generated`."""
+
+    def __init__(self, logprob, generated="They have felt low for weeks.</stimulus>\n"):
+        self.logprob, self.generated, self.requests = logprob, generated, []
+        self.renderer = SimpleNamespace(render_cmpl_async=self._render)
+
+    async def _render(self, prompts):
+        return [list(p["prompt_token_ids"]) for p in prompts]
+
+    async def generate(self, prompt_ids, params, request_id):
+        self.requests.append((prompt_ids, params, request_id))
+        if params.logprob_token_ids:
+            step = {t: SimpleNamespace(logprob=self.logprob(prompt_ids, t)) for t in params.logprob_token_ids}
+            out = SimpleNamespace(text="", token_ids=[params.logprob_token_ids[0]], logprobs=[step])
+        else:
+            out = SimpleNamespace(text=self.generated, token_ids=[0] * 7, logprobs=None)
+        yield SimpleNamespace(finished=True, outputs=[out])
+
+
+def trie_branchings(conts: list[list[int]]) -> int:
+    """Counted without branch_nodes: token prefixes (at every depth) followed by more than one distinct token."""
+    nexts: dict[tuple, set] = {}
+    for c in conts:
+        for k in range(len(c)):
+            nexts.setdefault(tuple(c[:k]), set()).add(c[k])
+    return sum(len(v) > 1 for v in nexts.values())
+
+
+@pytest.mark.parametrize("task_id, branchings", [("DR", 1), ("SAD", 2), ("CAMS", 2), ("t-sid", 1)])
+def test_an_assessment_is_one_generation_and_one_request_per_branching_node(tokenizer, task_id, branchings):
+    from app.assessor import Assessor, GenerationOptions, label_continuations
+    from mental_r1.contract import commit_prefix
+    from mental_r1.tasks import TASKS
+
+    task = TASKS[task_id]
+    conts = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]
+    assert trie_branchings(conts) == branchings  # with the shipped tokenizer (27-69 trie nodes before)
+    engine = RecordingEngine(lambda prefix, tok: -((tok * 7 + len(prefix)) % 11) / 3)
+    assessor = Assessor(engine, tokenizer, max_model_len=2048)
+    a = asyncio.run(assessor.assess("I have not slept in weeks.", task, GenerationOptions(max_tokens=64), "r"))
+
+    gen, *scoring = engine.requests
+    assert not gen[1].logprob_token_ids and gen[2] == "r-gen"
+    assert len(scoring) == branchings
+    prefix = gen[0] + tokenizer(commit_prefix(engine.generated), add_special_tokens=False)["input_ids"]
+    for prompt, params, _ in scoring:  # each request: the scoring prefix + a branching node, its children
+        node = tuple(prompt[len(prefix):])
+        assert prompt[:len(prefix)] == prefix and params.max_tokens == 1
+        assert params.logprob_token_ids == sorted({c[len(node)] for c in conts if tuple(c[:len(node)]) == node})
+    assert len({r[2] for r in engine.requests}) == len(engine.requests)  # request ids are unique
+    # the label log-probabilities are normalised over the label set
+    assert sum(math.exp(v) for v in a.label_logprobs.values()) == pytest.approx(1.0)
+    assert set(a.label_logprobs) == set(task.label_names) and a.label in task.label_names
+
+
+def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
-    where the labels part ways; P(risk label) is their softmax (no engine: the 1-token request is stubbed)."""
-    import asyncio
-
+    where the labels part ways; P(risk label) is their renormalised probability (no engine: a recording one)."""
     from app.assessor import Assessor, label_continuations
     from mental_r1.contract import build_prompt, commit_prefix
     from mental_r1.screen.model import MODEL_SCREEN
@@ -39,27 +119,148 @@ def test_the_model_screen_sends_one_request_per_risk_task_at_the_first_distingui
     first = {}  # task → {label: first distinguishing token}
     for t in MODEL_SCREEN:
         conts = [ids(c) for c in label_continuations(TASKS[t])]
+        assert trie_branchings(conts) == 1, f"{t}: the labels part ways more than once"
         k = next(k for k in range(len(conts[0])) if len({tuple(c[:k + 1]) for c in conts}) > 1)
         first[t] = {lab: c[k] for lab, c in zip(TASKS[t].label_names, conts)}
-        assert len(set(first[t].values())) == len(conts), f"{t}: two labels share their first distinguishing token"
-    requests = []
 
-    class Stub(Assessor):
-        async def _next_token_logprobs(self, prefix, candidates, request_id):
-            requests.append((prefix, sorted(candidates), request_id))
-            task = next(t for t in MODEL_SCREEN if sorted(first[t].values()) == sorted(candidates))
-            risk = first[task][MODEL_SCREEN[task][0]]
-            return {c: math.log(0.4 if c == risk else 0.6 / (len(candidates) - 1)) for c in candidates}
+    def logprob(prefix, token):  # unnormalised on purpose: half of the mass is on other tokens
+        task = next(t for t in MODEL_SCREEN if token in first[t].values())
+        risk = first[task][MODEL_SCREEN[task][0]]
+        return math.log(0.5 * (0.4 if token == risk else 0.6 / (len(first[task]) - 1)))
 
-    got = asyncio.run(Stub(None, tokenizer, max_model_len=2048).risk_probabilities("I feel low.", list(MODEL_SCREEN), "r1"))
+    engine = RecordingEngine(logprob)
+    got = asyncio.run(Assessor(engine, tokenizer, max_model_len=2048).risk_probabilities(
+        "I feel low.", list(MODEL_SCREEN), "r1"))
     assert got == pytest.approx(dict.fromkeys(MODEL_SCREEN, 0.4))
+    requests = engine.requests
     assert len(requests) == len(MODEL_SCREEN) and len({r[2] for r in requests}) == len(MODEL_SCREEN)
-    for prefix, candidates, _ in requests:
-        task = TASKS["t-sid"] if len(candidates) == 4 else TASKS["Irf:perceived_burdensomeness"]
+    for prefix, params, _ in requests:
+        task = TASKS["t-sid"] if len(params.logprob_token_ids) == 4 else TASKS["Irf:perceived_burdensomeness"]
         prompt = ids(build_prompt(tokenizer, "I feel low.", task.question, task.label_names)) + ids(commit_prefix(""))
         assert prefix[:len(prompt)] == prompt  # no reasoning: the commit point right after the prompt
         shared = prefix[len(prompt):]  # "This post shows" for t-sid, nothing for Irf ("Yes"/"No" differ at once)
         assert all(c[:len(shared)] == shared for c in (ids(x) for x in label_continuations(task)))
+
+
+# ------------------------------------------------------------------- exactness against full logits (slow)
+REASONING = "<stimulus>Weeks without sleep.</stimulus>\n<primary_appraisal>It matters to them."
+
+
+def constrained_reference(model, prefix: list[int], conts: list[list[int]]) -> list[float]:
+    """log P(c) under decoding constrained to `conts`, from transformers' full logits (fp32), without the
+    trie code: at every position of c, c's token renormalised over the tokens some continuation sharing c's
+    tokens so far puts there (one allowed token: a factor 1)."""
+    import torch
+
+    out = []
+    for c in conts:
+        with torch.no_grad():
+            logits = model(torch.tensor([prefix + c])).logits[0, len(prefix) - 1:len(prefix) + len(c) - 1]
+        logp = torch.log_softmax(logits.float(), -1)  # (len(c), V): the position before each token of c
+        total = 0.0
+        for k in range(len(c)):
+            allowed = sorted({d[k] for d in conts if d[:k] == c[:k]})
+            total += float(logp[k, c[k]] - torch.logsumexp(logp[k, allowed], 0))
+        out.append(total)
+    return out
+
+
+@pytest.mark.slow
+def test_engine_scoring_matches_constrained_decoding_from_full_logits(tmp_path, base_model_dir, tokenizer):
+    """The real engine's label log-probabilities (one request per branching node, bf16) equal the
+    constrained-decoding log-probabilities computed from transformers' full logits on the same checkpoint,
+    for a yes/no task (one branching node) and SAD (9 labels, two branching nodes) and t-sid."""
+    import os
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from app.assessor import Assessor, build_engine, label_continuations
+    from mental_r1.contract import build_prompt, commit_prefix
+    from mental_r1.tasks import TASKS
+    from training.models import build_tiny_model
+
+    # a random tiny Llama's next-token distributions are almost uniform; its tied embeddings ×10 give label
+    # distributions far from it (DR ≈ 0.3/0.7, SAD from 0.001 to 0.7 here). Stored in bf16, so the engine
+    # (bf16) and the reference (fp32) read the same weights.
+    src = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.mul_(10)
+    model = model.to(torch.bfloat16)
+    model.save_pretrained(tmp_path / "peaked")
+    tokenizer.save_pretrained(tmp_path / "peaked")
+    model = model.float().eval()
+
+    def ids(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    tasks = ["DR", "SAD", "t-sid"]
+    prefixes = {t: ids(build_prompt(tokenizer, "I have not slept properly in weeks and nothing feels worth doing.",
+                                    TASKS[t].question, TASKS[t].label_names)) + ids(commit_prefix(REASONING))
+                for t in tasks}
+    conts = {t: [ids(c) for c in label_continuations(TASKS[t])] for t in tasks}
+    reference = {t: constrained_reference(model, prefixes[t], conts[t]) for t in tasks}
+
+    async def served():
+        engine = build_engine(str(tmp_path / "peaked"), max_model_len=2048, kv_cache_gib=0.25, max_num_seqs=8)
+        try:
+            assessor = Assessor(engine, tokenizer)
+            return {t: await assessor.label_logprobs(prefixes[t], label_continuations(TASKS[t]), f"exact-{t}")
+                    for t in tasks}
+        finally:
+            engine.shutdown()
+
+    for k, v in {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}.items():
+        os.environ.setdefault(k, v)
+    got = asyncio.run(served())
+    for t in tasks:
+        probs = [math.exp(v) for v in reference[t]]
+        assert sum(probs) == pytest.approx(1.0) and max(probs) - min(probs) > 0.1, (t, probs)  # far from uniform
+        assert sum(math.exp(v) for v in got[t]) == pytest.approx(1.0, abs=1e-6)
+        # bf16 vs fp32 on these weights moves torch's own log-probabilities by ≤ 0.01 nats (measured)
+        assert got[t] == pytest.approx(reference[t], abs=0.05), (t, got[t], reference[t])
+        assert [math.exp(v) for v in got[t]] == pytest.approx(probs, abs=0.01), t
+
+
+# ------------------------------------------------------------------------------------------ CPU binding
+@pytest.mark.parametrize("cores, expected", [({0, 1}, "0-1"), ({0}, "0"), ({3, 0, 1, 2}, "0-3"),
+                                             ({0, 2, 3, 5}, "0,2-3,5"), ({4, 5, 6, 9, 10}, "4-6,9-10")])
+def test_the_engine_is_bound_to_every_core_this_process_may_use(cores, expected):
+    assert cpu_threads_bind({}, cores) == expected
+    assert cpu_threads_bind({"VLLM_CPU_OMP_THREADS_BIND": ""}, cores) == expected  # empty = unset
+
+
+@pytest.mark.parametrize("value", ["nobind", "auto", "1", "0-3|4-7"])
+def test_an_explicit_binding_wins(value):
+    assert cpu_threads_bind({"VLLM_CPU_OMP_THREADS_BIND": value}, {0, 1}) is None
+
+
+def test_build_engine_sets_the_binding_before_the_engine_is_created(monkeypatch):
+    """The engine core process inherits os.environ when AsyncLLM spawns it: the value must be there by then."""
+    import os
+
+    from vllm.platforms import current_platform
+    from vllm.v1.engine import async_llm
+
+    from app.assessor import build_engine
+
+    seen = {}
+
+    def fake_from_engine_args(args):
+        seen["bind"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+        return "engine"
+
+    monkeypatch.setattr(async_llm.AsyncLLM, "from_engine_args", staticmethod(fake_from_engine_args))
+    monkeypatch.setattr(current_platform, "is_cpu", lambda: True)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    assert build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1) == "engine"
+    assert seen["bind"] == "0-1"
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ  # for that engine only: the process keeps its own
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # training/rollout.py's choice beside a trainer
+    build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1)
+    assert seen["bind"] == "nobind"
 
 
 # ------------------------------------------------------------------------------------------ token budget

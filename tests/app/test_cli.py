@@ -101,9 +101,27 @@ def test_a_finished_output_is_not_redone(tmp_path):
     assert (tmp_path / "out.jsonl").read_bytes() == first and summary["rows"] == 2
 
 
+def test_dataset_ids_name_all_of_their_tasks_in_process_over_http_and_on_resume(tmp_path, live_app):
+    write_csv(tmp_path / "in.csv", POSTS[:1])
+    tasks = ["Irf:thwarted_belongingness", "Irf:perceived_burdensomeness", "DR"]
+    local = args_for(tmp_path, "local.jsonl", "--tasks", "Irf,DR,Irf:perceived_burdensomeness")
+    asyncio.run(run_assess(local, FakeInProcess(local)))
+    remote = args_for(tmp_path, "url.jsonl", "--tasks", "Irf,DR", "--url", "http://service")
+    asyncio.run(through_the_api(live_app, remote))
+    for out in ("local.jsonl", "url.jsonl"):
+        assert [a["task"] for a in read(tmp_path / out)[0]["assessments"]] == tasks, out
+    # the expanded list is what the output holds, so the shorthand resumes it and another list does not
+    resumed = args_for(tmp_path, "local.jsonl", "--tasks", ",".join(tasks))
+    assert asyncio.run(run_assess(resumed, FakeInProcess(resumed)))["rows"] == 1
+    other = args_for(tmp_path, "local.jsonl", "--tasks", "Irf")
+    with pytest.raises(BatchError, match="holds assessments of tasks"):
+        asyncio.run(run_assess(other, FakeInProcess(other)))
+
+
 def test_bad_options_fail_before_any_work(tmp_path):
     write_csv(tmp_path / "in.csv", POSTS[:1])
-    for extra, fragment in [(["--tasks", "DR,nope"], "unknown task"), (["--max-tokens", "5"], "max_tokens"),
+    for extra, fragment in [(["--tasks", "DR,nope"], "unknown task"), (["--tasks", "MultiWD,Irf,DR"], "at most 8"),
+                            (["--max-tokens", "5"], "max_tokens"),
                             (["--locale", "not a locale"], "locale")]:
         args = assess_parser().parse_args([str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.jsonl"), *extra])
         with pytest.raises(BatchError, match=fragment):

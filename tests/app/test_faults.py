@@ -129,11 +129,10 @@ def test_killed_api_process_leaves_no_engine_processes_behind(tmp_path, tiny_mod
 
 
 def trie_nodes(tokenizer, task) -> int:
-    """Scoring requests the Assessor sends for a task: one per scored node of the label-sentence token trie."""
-    from app.assessor import scoring_nodes
+    """Scoring requests the Assessor sends for a task: one per branching node of the label-sentence token trie."""
+    from app.assessor import branch_nodes, label_continuations
 
-    return len(scoring_nodes([tokenizer(lab.text + "</mental_state>", add_special_tokens=False)["input_ids"]
-                              for lab in task.labels]))
+    return len(branch_nodes([tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]))
 
 
 def screen_requests() -> int:
@@ -182,9 +181,9 @@ def test_disconnect_aborts_only_that_requests_generations(server, tokenizer):
             time.sleep(0.5)
     assert metric(m, "vllm:num_requests_running") == 0
     assert metric(m, "mental_r1_aborted_total") == ours0 + 1
-    # each assessment = its generation + one request per scoring node, and each request adds the crisis
-    # screen's requests; if nothing had been aborted, all of the steady request's and all of the abandoned
-    # request's engine requests would have finished
+    # each assessment = its generation + one request per branching node of its label trie, and each request
+    # adds the crisis screen's requests; if nothing had been aborted, all of the steady request's and all of
+    # the abandoned request's engine requests would have finished
     steady_work = 1 + trie_nodes(tokenizer, TASKS["DR"]) + screen_requests()
     abandoned_work = sum(1 + trie_nodes(tokenizer, TASKS[t]) for t in ("DR", "SAD", "t-sid")) + screen_requests()
     done = finished(m) - finished(m0)

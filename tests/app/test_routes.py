@@ -171,6 +171,29 @@ def test_admission_counts_tasks(engine_free_app):
     assert after == 0
 
 
+def test_a_dataset_id_is_assessed_as_all_of_its_tasks_and_admitted_as_them(engine_free_app):
+    app = engine_free_app(max_queued_requests=4)
+    with TestClient(app) as c:
+        assessor = StubAssessor()
+        ready(app, assessor)
+        irf = post(c, {"text": "hi", "tasks": ["Irf", "DR", "Irf:perceived_burdensomeness"]})
+        single = post(c, {"text": "hi", "task": "Irf"})
+        app.state.in_flight = 3  # room for one task: Irf is two
+        full = post(c, {"text": "hi", "tasks": ["Irf"]})
+        app.state.in_flight = 0
+        six = post(c, {"text": "hi", "tasks": ["MultiWD"]})
+        unknown = post(c, {"text": "hi", "tasks": ["Irf:"]})
+    assert irf.status_code == 200, irf.text
+    assert [a["task"] for a in irf.json()["assessments"]] == [
+        "Irf:thwarted_belongingness", "Irf:perceived_burdensomeness", "DR"]
+    assert [a["task"] for a in single.json()["assessments"]] == [
+        "Irf:thwarted_belongingness", "Irf:perceived_burdensomeness"]
+    assert_envelope(full, 503, "unavailable")
+    assert "6 tasks in one request" in assert_envelope(six, 422)["message"]
+    assert "unknown task 'Irf:'" in assert_envelope(unknown, 422)["message"]
+    assert len(assessor.calls) == 5
+
+
 def test_per_key_rate_limit_counts_tasks_and_answers_429_with_retry_after(engine_free_app):
     app = engine_free_app(api_key_hashes=HASHES, rate_limit_per_minute=3)
     with TestClient(app) as c:

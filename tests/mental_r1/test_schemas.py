@@ -66,3 +66,29 @@ def test_label_set_and_uncertain_are_documented_in_the_response_schema():
     props = TaskAssessment.model_json_schema(mode="serialization")["properties"]
     assert "90 %" in props["label_set"]["description"]
     assert "uncertain between yes and no" in props["uncertain"]["description"]
+
+
+def test_a_dataset_id_stands_for_all_of_its_tasks():
+    irf = ["Irf:thwarted_belongingness", "Irf:perceived_burdensomeness"]
+    assert AssessRequest(text="hi", tasks=["Irf"]).task_ids == irf
+    assert AssessRequest(text="hi", task="Irf").task_ids == irf
+    assert len(AssessRequest(text="hi", tasks=["MultiWD"]).task_ids) == 6
+    # a task id that is also its dataset's id is that task; the order is kept
+    assert AssessRequest(text="hi", tasks=["t-sid", "Irf", "DR"]).task_ids == ["t-sid", *irf, "DR"]
+
+
+def test_tasks_named_twice_after_expansion_are_assessed_once_in_first_order():
+    got = AssessRequest(text="hi", tasks=["Irf:perceived_burdensomeness", "DR", "Irf", "DR"]).task_ids
+    assert got == ["Irf:perceived_burdensomeness", "DR", "Irf:thwarted_belongingness"]
+
+
+@pytest.mark.parametrize("names, fragment", [
+    (["irf"], "unknown task 'irf'"),  # ids are case-sensitive, as GET /tasks lists them
+    (["Irf:"], "unknown task 'Irf:'"),
+    (["Irf", "perceived_burdensomeness"], "unknown task 'perceived_burdensomeness'"),
+    (["MultiWD", "Irf", "DR"], "names 9 tasks once dataset ids are expanded; at most 8"),
+])
+def test_anything_else_is_still_refused(names, fragment):
+    with pytest.raises(ValidationError) as e:
+        AssessRequest(text="hi", tasks=names)
+    assert fragment in str(e.value.errors()[0]["msg"])

@@ -1,7 +1,14 @@
 import pytest
 
 from mental_r1.data import list_datasets, load_imhi_csv
-from mental_r1.tasks import IMHI_DATASETS, TASKS, get_task, task_for_question, tasks_of_dataset
+from mental_r1.tasks import (
+    IMHI_DATASETS,
+    TASKS,
+    get_task,
+    resolve_task_ids,
+    task_for_question,
+    tasks_of_dataset,
+)
 
 
 def test_registry_covers_the_eight_imhi_datasets():
@@ -48,3 +55,14 @@ def test_every_imhi_row_maps_to_exactly_one_label(data_dir, split):
             assert sum(lab.text == head for lab in ex.task.labels) == 1
     if split == "test":
         assert sorted(names) == sorted(IMHI_DATASETS)
+
+
+def test_resolve_task_ids_expands_dataset_ids_and_reports_the_rest():
+    pb, tb = "Irf:perceived_burdensomeness", "Irf:thwarted_belongingness"
+    assert resolve_task_ids(["Irf"]) == ([tb, pb], [])
+    assert resolve_task_ids([pb, "Irf", "DR", "DR"]) == ([pb, tb, "DR"], [])  # each task once, first order
+    assert resolve_task_ids(["SAD"]) == (["SAD"], [])  # a task id that is also its dataset's id
+    assert resolve_task_ids(["irf", "DR", "Irf:x"]) == (["DR"], ["irf", "Irf:x"])
+    # every dataset id names exactly its tasks
+    for ds in IMHI_DATASETS:
+        assert resolve_task_ids([ds])[0] == [t.id for t in tasks_of_dataset(ds)]
