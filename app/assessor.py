@@ -283,10 +283,14 @@ class Assessor:
         rid = request_id or uuid.uuid4().hex
         prompt_ids = self._prompt_ids(text, task)
         max_tokens = self._budget(text, task, prompt_ids, opts.max_tokens)
-        gen = SamplingParams(max_tokens=max_tokens, temperature=opts.temperature, top_p=opts.top_p,
-                             seed=opts.seed, stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
-        out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
-        prefix = commit_prefix(out.text)
+        if max_tokens == 0:  # no reasoning: commit at once (evaluate.py --max-tokens 0: the direct decision)
+            generated, n_generated = "", 0
+        else:
+            gen = SamplingParams(max_tokens=max_tokens, temperature=opts.temperature, top_p=opts.top_p,
+                                 seed=opts.seed, stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
+            out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
+            generated, n_generated = out.text, len(out.token_ids)
+        prefix = commit_prefix(generated)
 
         logps = await self.label_logprobs(prompt_ids + self._ids(prefix), label_continuations(task), f"{rid}-score")
         raw = dict(zip(task.label_names, logps))
@@ -294,14 +298,14 @@ class Assessor:
         label = max(probs, key=probs.get)
         # what the model generated decides the format report: a completion that reached the commit point is
         # judged with its committed tail; one that did not (truncated, stage skipped) is judged as it is
-        reached = out.text.endswith(COMMIT_TAG)
+        reached = generated.endswith(COMMIT_TAG)
         parsed = parse_completion(committed_completion(prefix, label, task.label(label).text))
-        issues = parsed.issues if reached else parse_completion(out.text).issues
+        issues = parsed.issues if reached else parse_completion(generated).issues
         return TaskAssessment(
             task=task.id, question=task.question, label=label, label_text=task.label(label).text,
             confidence=probs[label], probabilities=probs, label_logprobs=raw,
             label_set=self.calibration.label_set(task.id, probs),
             stages=stage_texts(parsed), format_valid=not issues,
             format_issues=[i.describe() for i in issues],
-            usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=len(out.token_ids)),
+            usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=n_generated),
         )

@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None, help="rows per dataset (seeded shuffle)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-tokens", type=int, default=384, help="reasoning budget per assessment")
+    ap.add_argument("--max-tokens", type=int, default=384, help="reasoning budget per assessment; 0 = no "
+                    "reasoning: the label is scored at once, at an empty reasoning's commit point (the direct decision)")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--kv-cache-gib", type=float, default=2.0)
     ap.add_argument("--output", required=True, type=Path)

@@ -69,6 +69,23 @@ class RecordingEngine:
         yield SimpleNamespace(finished=True, outputs=[out])
 
 
+def test_no_reasoning_scores_the_labels_at_an_empty_reasonings_commit_point(tokenizer):
+    from app.assessor import Assessor, GenerationOptions
+    from mental_r1.contract import build_prompt, commit_prefix
+    from mental_r1.tasks import TASKS
+
+    task = TASKS["DR"]
+    engine = RecordingEngine(lambda prefix, tok: -(tok % 5) / 2)
+    a = asyncio.run(Assessor(engine, tokenizer, max_model_len=2048).assess(
+        "I have not slept in weeks.", task, GenerationOptions(max_tokens=0), "r"))
+    (prompt, params, rid), = engine.requests  # no generation: one scoring request (DR branches once)
+    ids = tokenizer(build_prompt(tokenizer, "I have not slept in weeks.", task.question, task.label_names),
+                    add_special_tokens=False)["input_ids"] + tokenizer(commit_prefix(""), add_special_tokens=False)["input_ids"]
+    assert prompt == ids and params.max_tokens == 1 and rid.startswith("r-score")
+    assert a.usage.completion_tokens == 0 and not a.format_valid  # nothing was reasoned
+    assert a.label in task.label_names
+
+
 def trie_branchings(conts: list[list[int]]) -> int:
     """Counted without branch_nodes: token prefixes (at every depth) followed by more than one distinct token."""
     nexts: dict[tuple, set] = {}
