@@ -97,6 +97,9 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     validation = None
     if cfg.eval_every > 0:
         val = validation_examples(run.data_dir, sorted({e.dataset for e in examples}), cfg.eval_rows_per_dataset)
+        if not val:
+            raise SystemExit(f"error: no validation rows in {run.data_dir} for the trained datasets; add a val split "
+                             "or set eval_every: 0")
         validation = (val, [prompt_for(tokenizer, ex, run.max_prompt_tokens) for ex in val])
         log.info("validating every %d steps on %d val rows", cfg.eval_every, len(val))
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, decision], args=cfg,
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> Path:
     tokenizer = trainer.processing_class
     checkpoint = resume_checkpoint(out_dir, run.resume)
     trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.close_rollout_engine()
     best = trainer.validation.restore_best() if trainer.validation else None  # every process
     if best:
         log.info("final/ holds the weights of step %d (validation %.2f)", best["step"], best["score"])
@@ -152,12 +156,13 @@ def main(argv: list[str] | None = None) -> Path:
         "steps": str(trainer.state.global_step) + (f" (weights of step {best['step']}: the best validation, average "
                                                    f"weighted F1 {best['score']:.1f})" if best else ""),
         "schedule": ", ".join(f"{b:+.4f}" for b in cfg.betas),
-        "settings": (f"loss_type {cfg.loss_type}, epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}, "
+        "settings": (f"reward format + {cfg.reward}, loss_type {cfg.loss_type}, "
+                     f"epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}{' (to the SFT start)' if run.adapter and run.merge_adapter else ''}, "
                      f"{cfg.num_generations} generations, temperature {cfg.temperature}, top_p {cfg.top_p}, "
                      f"lr {cfg.learning_rate}, completion ≤ {cfg.max_completion_length} tokens"),
         "versions": versions(), "metrics": metrics_table(metrics)}
-    final = export_checkpoint(export_model(trainer, run, Path(model_path)), tokenizer, out_dir / "final", record, card,
-                              max_new_tokens=cfg.max_completion_length)
+    final = export_checkpoint(export_model(trainer, run, Path(model_path)), tokenizer, out_dir / "final", record,
+                              card, max_new_tokens=cfg.max_completion_length)
     log.info("final checkpoint: %s", final)
     return final
 

@@ -128,3 +128,20 @@ def test_v2_resume_continues_the_validation_history(tiny_dir, tmp_path, data_dir
     assert [r["step"] for r in rows if "loss" in r] == [1, 2, 3]
     assert [r["step"] for r in rows if "val/avg_weighted_f1" in r] == [0, 1, 2, 3]  # step 2 not validated twice
     assert [h["step"] for h in record["validation"]["history"]] == [0, 1, 2, 3]
+
+
+def test_merged_start_gives_trl_a_new_adapter_whose_reference_is_the_sft_model(tiny_dir, tmp_path, data_dir):
+    from training import run_crpo
+
+    sft = sft_adapter(tiny_dir, tmp_path / "sft")
+    run, cfg = run_crpo.parse(["--config", str(V2), "--model_name_or_path", str(tiny_dir), "--adapter", str(sft),
+                               "--data-dir", str(data_dir), "--datasets", "DR", "--samples_per_dataset", "4",
+                               "--output_dir", str(tmp_path / "run"), "--rollout", "transformers", "--bf16", "false",
+                               "--eval_every", "0"])
+    trainer, about = run_crpo.build_trainer(run, cfg)
+    model = trainer.model
+    assert list(model.peft_config) == ["default"] and trainer.ref_model is None  # TRL: reference = adapter off
+    assert model.peft_config["default"].r == 16 and trainer.beta == 0.01
+    assert all(p.requires_grad == (".lora_" in n) for n, p in model.named_parameters())
+    assert trainer.validation is None and len(about["examples"]) == 4
+    assert [e.label for e in about["examples"]].count("yes") == 2  # balanced pool, paired order

@@ -262,3 +262,40 @@ def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(
     served = torch.tensor([next(iter(d.values())).logprob for d in out[0].prompt_logprobs[1:]])
     assert len(served) == len(ids) - 1 and torch.isfinite(served).all()
     trainer.close_rollout_engine()
+
+
+def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, data_dir, smoke):
+    """The v2 config as configured (rollout: vllm, bf16 autocast) on the tiny model: the SFT adapter merged and a
+    fresh adapter trained on top (KL logged), label_prob rewards, and validation whose greedy reasoning comes
+    from the in-process engine (stopped at the commit point) at step 0 and after the step; final/ is one adapter
+    stacked from both."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training import run_crpo as entry
+
+    base = smoke / "tiny_init"
+    sft = tmp_path / "sft_adapter"
+    torch.manual_seed(0)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+                   LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+                              task_type="CAUSAL_LM")).save_pretrained(sft)
+    out = tmp_path / "run"
+    run, cfg = entry.parse(["--config", str(REPO / "training" / "configs" / "crpo_smollm2_v2.yaml"),
+                            "--model_name_or_path", str(base), "--adapter", str(sft), "--data-dir", str(data_dir),
+                            "--datasets", "DR", "dreaddit", "--samples_per_dataset", "4", "--output_dir", str(out),
+                            "--max_steps", "1", "--max_completion_length", "24", "--eval_every", "1",
+                            "--eval_rows_per_dataset", "2", "--save_strategy", "no", "--learning_rate", "0.05"])
+    assert cfg.rollout == "vllm" and cfg.bf16
+    trainer, _ = entry.build_trainer(run, cfg)
+    try:
+        texts = trainer.greedy_completions(trainer.validation.prompts[:2])  # builds the engine at step 0
+        assert trainer._rollout.loaded_step == 0 and len(texts) == 2 and all(isinstance(t, str) for t in texts)
+        trainer.train()
+        assert trainer._rollout.loaded_step == 1  # reloaded for the validation after the step
+    finally:
+        trainer.close_rollout_engine()
+    rows = read_jsonl(out / "metrics.jsonl")
+    step = next(r for r in rows if "loss" in r)
+    assert step["kl"] is not None and 0 <= step["rewards/label_prob/mean"] <= 1
+    assert [r["step"] for r in rows if "val/avg_weighted_f1" in r] == [0, 1]
