@@ -34,7 +34,8 @@ clipping, KL, weight sync, logging — is inherited unchanged):
    `log_outside_step`; the best weights are restored with `self.validation.restore_best()`.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
-TRL's, and the per-stage entropies are still logged for comparison.
+TRL's, and the per-stage entropies are still logged for comparison. Everything else of the recipe (reward,
+pairing, skipped steps, validation) applies to them alike.
 """
 
 from __future__ import annotations
