@@ -1,7 +1,8 @@
 """CRPO against GRPO, DAPO and Dr. GRPO at equal budget: train each from the same start, evaluate each alike.
 
-    python training/compare.py --config training/configs/crpo_smollm2_lora.yaml --max-steps 40 \\
-        --runs crpo,grpo,dapo,dr_grpo,crpo_reversed --eval-limit 50 --out runs/compare
+    python training/compare.py --config training/configs/crpo_smollm2_v2.yaml --max-steps 300 \\
+        --runs crpo,grpo,dapo,dr_grpo,crpo_flat --eval-limit 50 --out runs/compare_v2 --adapter P --seed 42
+    python training/compare.py ... --split val --eval-limit 40 --report-only   # the validation table (eval/val/)
     python training/compare.py ... --report-only --reference sft_start=docs/results/test_v1_l100.json  # table
 
 Every run is `training/run_crpo.py --config CONFIG --algorithm A --max_steps N` with nothing else changed
@@ -9,6 +10,11 @@ Every run is `training/run_crpo.py --config CONFIG --algorithm A --max_steps N` 
 `training/evaluate.py --model RUN/final --split test --limit L`: the same rows for every model.
 Resumable, one heavy job at a time: a run with `final/` is not retrained, an interrupted one resumes from
 its last complete checkpoint, an evaluation whose JSON exists is not redone.
+
+Unknown options (`--adapter P`, `--seed 43`, ...) are passed to every run. With the v2 recipe every run
+keeps its best validation's weights in final/ (`selected step` in the table). Clipping never fires with
+`num_iterations` 1 (the importance ratio is 1: clip_ratio 0 in every log), so DAPO's clip-higher is inert
+here; DAPO differs from GRPO by its loss normaliser and overlong filtering only (the table says so).
 
 Labels are compared without calibration (argmax of the label log-probabilities): the shipped calibration
 was fitted for the SFT model on validation data, and refitting one per run would need a validation run
@@ -35,15 +41,41 @@ from training.run_log import read_jsonl
 from training.schedule import PAPER_M
 
 # name → run_crpo.py overrides. The ablation isolates the stage-wise term: the schedule reversed (certain
-# early, exploratory late: M → −M) and one global coefficient equal to the paper schedule's mean.
+# early, exploratory late: M → −M) and one coefficient on the same stages, the mean of the schedule there
+# (crpo_flat: computed from the config by `run_overrides`).
 RUNS: dict[str, list[str]] = {
     "crpo": ["--algorithm", "crpo"],
     "grpo": ["--algorithm", "grpo"],
     "dapo": ["--algorithm", "dapo"],
     "dr_grpo": ["--algorithm", "dr_grpo"],
     "crpo_reversed": ["--algorithm", "crpo", "--stage_beta_m", str(-PAPER_M)],
-    "crpo_flat": ["--algorithm", "crpo", "--stage_betas", *[str(-0.011844)] * len(STAGE_NAMES)],
+    "crpo_flat": ["--algorithm", "crpo"],
 }
+NOTE = ("With num_iterations 1 the importance ratio is 1 and clipping never fires, so DAPO's clip-higher is inert: "
+        "DAPO differs from GRPO here by its loss normaliser and overlong filtering only.")
+
+
+def flat_coefficient(config: str, overrides: list[str] = ()) -> float:
+    """The mean of the stage schedule over the stages the term acts on (crpo_flat's single coefficient)."""
+    from trl import TrlParser
+
+    from training.config import CRPOConfig, RunArguments
+
+    _, cfg = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(
+        ["--config", config, "--algorithm", "crpo", *overrides])
+    active = [b for b, name in zip(cfg.betas, STAGE_NAMES, strict=True) if name in cfg.stage_term_stages]
+    return sum(active) / len(active)
+
+
+def run_overrides(name: str, config: str, overrides: list[str] = ()) -> list[str]:
+    if name == "crpo_flat":
+        return [*RUNS[name], "--stage_betas", *[f"{flat_coefficient(config, overrides):.6f}"] * len(STAGE_NAMES)]
+    return list(RUNS[name])
+
+
+def eval_path(out: Path, name: str, split: str) -> Path:
+    """test results at eval/NAME.json (as before), other splits at eval/SPLIT/NAME.json."""
+    return out / "eval" / (f"{name}.json" if split == "test" else f"{split}/{name}.json")
 ORDER = ("DR", "dreaddit", "SAD", "MultiWD", "Irf", "CAMS", "loneliness", "t-sid")  # docs/evaluation.md's order
 PY = sys.executable
 REPO = Path(__file__).resolve().parents[1]
@@ -56,14 +88,15 @@ def train(name: str, args) -> Path:
         return out / "final"
     resume = ["--resume", "true"] if any(out.glob("checkpoint-*")) else []
     cmd = [PY, "training/run_crpo.py", "--config", args.config, "--max_steps", str(args.max_steps),
-           "--output_dir", str(out), *RUNS[name], *resume, *args.overrides]
+           "--output_dir", str(out), *run_overrides(name, args.config, args.overrides), *resume, *args.overrides]
     print(f"[compare] {name}: {' '.join(cmd)}", flush=True)
     subprocess.run(cmd, cwd=REPO, check=True)
     return out / "final"
 
 
 def evaluate(name: str, args) -> Path:
-    result = args.out / "eval" / f"{name}.json"
+    result = eval_path(args.out, name, args.split)
+    result.parent.mkdir(parents=True, exist_ok=True)
     if result.exists():
         print(f"[compare] {name}: evaluated already ({result})", flush=True)
         return result
@@ -118,7 +151,7 @@ def report(names: list[str], args) -> dict:
     unseen = tuple(args.unseen)
     table, gold_ref = {}, None
     for name in names:
-        path = args.out / "eval" / f"{name}.json"
+        path = eval_path(args.out, name, args.split)
         if path.exists():
             table[name], gold = uncalibrated(path, unseen=unseen)
             gold_ref = gold_ref or gold
@@ -131,25 +164,27 @@ def report(names: list[str], args) -> dict:
     table = references | table
     found = list(next(iter(table.values()))["datasets"]) if table else []
     datasets = [d for d in ORDER if d in found] + [d for d in found if d not in ORDER]
-    lines = ["| model | " + " | ".join(datasets) + " | avg | trained | unseen | format valid | steps | wall (min) |",
-             "|---|" + "---:|" * (len(datasets) + 6)]
+    lines = ["| model | " + " | ".join(datasets) + " | avg | trained | unseen | format valid | steps | selected step "
+             "| wall (min) |", "|---|" + "---:|" * (len(datasets) + 7)]
     summary = {}
     for name, res in table.items():
         runlog = [r for r in read_jsonl(args.out / name / "metrics.jsonl") if "loss" in r]
         wall = sum(r.get("step_time", 0.0) for r in runlog) / 60
+        record = args.out / name / "final" / "mental_r1_run.json"
+        selected = json.loads(record.read_text()).get("selected_step") if record.exists() else None
         fmt = sum(d["format_valid_rate"] * d["n"] for d in res["datasets"].values()) / sum(
             d["n"] for d in res["datasets"].values())
         f1 = {ds: res["datasets"][ds]["weighted_f1"] for ds in datasets}
         summary[name] = {"weighted_f1": f1, "average": res["average_weighted_f1"],
                          "trained": res["average_weighted_f1_trained_tasks"],
                          "unseen": res["average_weighted_f1_generalisation"], "format_valid": fmt,
-                         "steps": len(runlog), "train_wall_min": round(wall, 1)}
+                         "steps": len(runlog), "selected_step": selected, "train_wall_min": round(wall, 1)}
         cell = (lambda v: "" if v is None else f"{v:.1f}")
         lines.append(f"| {name} | " + " | ".join(f"{f1[ds]:.1f}" for ds in datasets) +
                      f" | {cell(res['average_weighted_f1'])} | {cell(res['average_weighted_f1_trained_tasks'])} | "
                      f"{cell(res['average_weighted_f1_generalisation'])} | {100 * fmt:.1f} % | {len(runlog) or ''} | "
-                     f"{f'{wall:.1f}' if runlog else ''} |")
-    md = "\n".join(lines)
+                     f"{'' if selected is None else selected} | {f'{wall:.1f}' if runlog else ''} |")
+    md = "\n".join(lines) + f"\n\n{args.split} split, {args.eval_limit} rows per dataset, labels uncalibrated. {NOTE}"
     (args.out / "comparison.md").write_text(md + "\n")
     (args.out / "comparison.json").write_text(json.dumps({"rows": summary, "limit": args.eval_limit,
                                                           "split": args.split, "max_steps": args.max_steps,
@@ -160,7 +195,7 @@ def report(names: list[str], args) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", default="training/configs/crpo_smollm2_lora.yaml")
+    ap.add_argument("--config", default="training/configs/crpo_smollm2_v2.yaml")
     ap.add_argument("--runs", default="crpo,grpo,dapo,dr_grpo,crpo_reversed",
                     help=f"comma-separated, from: {', '.join(RUNS)}")
     ap.add_argument("--max-steps", type=int, default=40, help="optimizer steps of every run (equal budget)")

@@ -13,7 +13,20 @@ data). Both are dataclasses read by TrlParser: `--config run.yaml` sets them, CL
 CRPO is GRPO (the paper's TRL 0.21 harness: sequence-mean of token-mean losses, symmetric clip 0.2, KL to
 a reference with `beta`) plus the stage-wise entropy term; DAPO's dynamic sampling and Dr. GRPO's other
 changes beyond the loss normaliser are not reproduced. Setting one of the four owned fields in YAML or on
-the command line to a value that disagrees with the algorithm is an error.
+the command line to a value that disagrees with the algorithm is an error. With `num_iterations` 1 (ours)
+the importance ratio is 1 and clipping never fires, so the clip-higher of DAPO is inert here.
+
+The recipe fields (issue 19) default to the v2 recipe (training/configs/crpo_smollm2_v2.yaml); the older
+configs set them back to the first recipe explicitly:
+
+| field | v2 default | first recipe / paper |
+|---|---|---|
+| reward | label_prob | answer_match |
+| paired_steps | true | false |
+| skip_zero_signal_steps | true | false |
+| stage_term_on_zero_signal | false | true |
+| stage_term_stages | primary_appraisal, secondary_appraisal, reaction | all five |
+| eval_every | 25 | 0 |
 """
 
 from __future__ import annotations
@@ -22,7 +35,10 @@ from dataclasses import dataclass, field, fields
 
 from trl import GRPOConfig
 
+from mental_r1.contract import STAGE_NAMES
 from training.schedule import PAPER_M, PAPER_TAU, stage_betas
+
+REWARDS = ("answer_match", "label_prob")
 
 ALGORITHMS: dict[str, dict] = {
     "crpo": {"loss_type": "grpo", "epsilon_high": 0.2, "scale_rewards": "group", "mask_truncated_completions": False},
@@ -49,6 +65,36 @@ class CRPOConfig(GRPOConfig):
         "help": "transformers (TRL's own generate) | vllm (an in-process vLLM engine on bf16 weights, refreshed "
                 "after every optimizer step: training/rollout.py; the fast path on CPU). Leave use_vllm off."})
     rollout_kv_cache_gib: float = field(default=1.0, metadata={"help": "KV cache of the vLLM rollout engine."})
+    # the v2 recipe (issue 19)
+    reward: str = field(default="label_prob", metadata={
+        "help": "The decision reward beside the format reward. label_prob: P(gold label) at the rollout's own "
+                "commit point, scored from the policy's logits as the service scores it (dense; "
+                "training/label_scoring.py). answer_match: the paper's ±w for a right/wrong <answer>."})
+    paired_steps: bool = field(default=True, metadata={
+        "help": "Every optimizer step takes its prompts from one task, spread over its labels "
+                "(training/step_order.py); needs ≥ 2 prompts per step. Sets shuffle_dataset false (the order is "
+                "shuffled by step instead)."})
+    skip_zero_signal_steps: bool = field(default=True, metadata={
+        "help": "A step in which every group's rewards are tied (all advantages 0) moves nothing: its gradients "
+                "are dropped before the optimizer, so neither AdamW's momentum nor the KL term nor weight decay "
+                "moves the weights (unless stage_term_on_zero_signal lets the stage term act). The learning-rate "
+                "schedule still counts the step. Logged as crpo/skipped_step."})
+    stage_term_on_zero_signal: bool = field(default=False, metadata={
+        "help": "Whether the stage entropy term acts on groups without reward signal (tied rewards). When false, "
+                "such groups add nothing to it, so it never acts alone on a step without signal."})
+    stage_term_stages: list[str] = field(default_factory=lambda: ["primary_appraisal", "secondary_appraisal",
+                                                                  "reaction"], metadata={
+        "help": "Stages the entropy term acts on (others get beta 0; every stage's entropy is still logged). "
+                "Default leaves out stimulus (text copied from the post) and mental_state (the label sentence, "
+                "which the reward shapes)."})
+    eval_every: int = field(default=25, metadata={
+        "help": "Validate every N optimizer steps (and at the start and the last step): greedy rollouts with the "
+                "rollout backend on the val split, labels scored at the commit point; keeps the best weights by "
+                "average weighted F1 (final/ is built from them) and stops early (eval_patience). 0 disables."})
+    eval_rows_per_dataset: int = field(default=40, metadata={
+        "help": "Validation rows per trained dataset (the first N after evaluate.py's seeded shuffle, seed 0)."})
+    eval_patience: int = field(default=3, metadata={
+        "help": "Stop when this many validations in a row score below the best one (0: never stop early)."})
     # paper defaults (GRPOConfig's own defaults differ)
     num_generations: int | None = field(default=4, metadata={"help": "Completions per prompt (paper: 4)."})
     temperature: float = field(default=0.85, metadata={"help": "Sampling temperature (paper: 0.85)."})
@@ -81,13 +127,39 @@ class CRPOConfig(GRPOConfig):
             raise ValueError("log_completions prints posts and completions to the console and writes them to "
                              "output_dir; set log_completions: false (posts are sensitive)")
         stage_betas(self.stage_beta_m, self.stage_beta_tau, self.stage_betas)  # checks an explicit list's length
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
+        unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]
+        if unknown:
+            raise ValueError(f"stage_term_stages: unknown stage(s) {unknown}; choose from {', '.join(STAGE_NAMES)}")
+        if self.eval_every < 0 or self.eval_rows_per_dataset < 1 or self.eval_patience < 0:
+            raise ValueError("eval_every and eval_patience must be ≥ 0 and eval_rows_per_dataset ≥ 1 "
+                             "(eval_every: 0 turns validation off)")
+        if self.multi_objective_aggregation != "sum_then_normalize":
+            raise ValueError("CRPO finds groups without reward signal from the summed rewards; set "
+                             "multi_objective_aggregation: sum_then_normalize")
+        if self.paired_steps:
+            self.shuffle_dataset = False
         super().__post_init__()
+        if self.paired_steps and self.generation_batch_size // self.num_generations < 2:
+            raise ValueError(f"paired_steps needs ≥ 2 prompts per step; a step holds "
+                             f"{self.generation_batch_size // self.num_generations} (generation_batch_size "
+                             f"{self.generation_batch_size} / num_generations {self.num_generations}). Raise "
+                             "per_device_train_batch_size or gradient_accumulation_steps, or set paired_steps: false")
 
     @property
     def betas(self) -> tuple[float, ...]:
-        """The per-stage coefficients actually applied (all 0 unless algorithm is crpo)."""
+        """The per-stage coefficients actually applied: 0 outside stage_term_stages, all 0 unless algorithm is
+        crpo."""
         betas = stage_betas(self.stage_beta_m, self.stage_beta_tau, self.stage_betas)
-        return betas if self.algorithm == "crpo" else tuple(0.0 for _ in betas)
+        if self.algorithm != "crpo":
+            return tuple(0.0 for _ in betas)
+        return tuple(b if name in self.stage_term_stages else 0.0 for b, name in zip(betas, STAGE_NAMES, strict=True))
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Distinct prompts per generation batch (= per optimizer step with steps_per_generation = accumulation)."""
+        return self.generation_batch_size // self.num_generations
 
 
 @dataclass
@@ -112,9 +184,19 @@ class RunArguments:
                 "weights always come from the full training split.", "aliases": ["--samples-per-dataset"]})
     max_prompt_tokens: int = field(default=512, metadata={
         "help": "The post is cut (at a token boundary) so that the whole chat prompt fits (paper: 512)."})
+    balanced: bool = field(default=True, metadata={
+        "help": "With samples_per_dataset: spread each dataset's subset evenly over its tasks and labels "
+                "(training/prompts.py select_examples), instead of a plain random subset."})
     adapter: str | None = field(default=None, metadata={
-        "help": "A LoRA adapter folder (e.g. the cold-start SFT's final/) to keep training on top of "
-                "model_name_or_path; the run then saves that adapter. Needs beta 0: TRL's reference model for "
-                "an adapter is the base with the adapter switched off, which cannot write the stage format."})
+        "help": "A LoRA adapter folder (e.g. the cold-start SFT's final/) on top of model_name_or_path: the start "
+                "of the run. See merge_adapter."})
+    merge_adapter: bool = field(default=True, metadata={
+        "help": "Merge `adapter` into the base and train a fresh LoRA adapter (lora_r, lora_alpha; the same "
+                "modules) on top, so TRL's reference (the adapter switched off) is the SFT model and `beta` "
+                "anchors the policy to it. final/ is then one adapter on the base: the SFT and RL adapters "
+                "stacked (rank lora_r + the SFT rank, exact; training/adapters.py). false: keep training the "
+                "SFT adapter itself, with beta 0."})
+    lora_r: int = field(default=16, metadata={"help": "Rank of the fresh RL adapter (merge_adapter)."})
+    lora_alpha: int = field(default=32, metadata={"help": "Alpha of the fresh RL adapter (merge_adapter)."})
     resume: bool = field(default=False, metadata={
         "help": "Continue from the last complete Trainer checkpoint in output_dir (incomplete ones are removed)."})

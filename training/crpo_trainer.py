@@ -20,28 +20,47 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 7. With `rollout: vllm`, `_generate_single_turn` samples from an in-process vLLM engine whose weights are
    reloaded from the policy (LoRA merged) whenever the optimizer step changed (training/rollout.py);
    otherwise TRL's own rollout runs unchanged.
+8. Groups without reward signal (tied rewards, so all advantages 0): `_calculate_rewards` marks each
+   completion (`crpo_signal`, shuffled and split with the batch). Unless `stage_term_on_zero_signal`, the
+   stage term leaves those groups out. With `skip_zero_signal_steps`, an optimizer step none of whose
+   completions carries signal drops its gradients before `optimizer.step()` (AdamW skips parameters without
+   a gradient: no momentum, no KL pull, no weight decay), unless the stage term is allowed to act alone.
+9. Logged every step besides TRL's (`kl` with beta > 0, `frac_reward_zero_std`, `rewards/<func>/mean`):
+   `crpo/binary/answer_yes` vs `crpo/binary/gold_yes`, `crpo/binary/p_yes` (label_prob), `crpo/reward/<dataset>`,
+   `crpo/skipped_step`.
+10. `reward: label_prob` reads the policy (LabelProbReward is bound to `self.model` at init).
+11. Validation (`eval_every` > 0 and validation rows given): training/validation.py's callback calls
+   `predict_labels` (greedy rollout with the run's backend, labels scored at the commit point) and
+   `log_outside_step`; the best weights are restored with `self.validation.restore_best()`.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
-TRL's, and the per-stage entropies are still logged for comparison.
+TRL's, and the per-stage entropies are still logged for comparison. Everything else of the recipe (reward,
+pairing, skipped steps, validation) applies to them alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
+import transformers
 import trl
 import trl.trainer.utils as trl_utils
+from transformers import GenerationConfig, TrainerCallback
 from trl import GRPOTrainer
 
-from mental_r1.contract import STAGE_NAMES
+from mental_r1.contract import COMMIT_TAG, STAGE_NAMES
+from mental_r1.data import Example
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
+from training.label_scoring import LabelScorer, eval_mode
+from training.rewards import LabelProbReward, answer_stats
 from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
+from training.validation import ValidationCallback
 
 TRL_VERSION = "1.16.0"
 
@@ -60,49 +79,155 @@ def compact_lm_head() -> Iterator[None]:
         trl_utils._use_triton = original
 
 
+class _UpdateGate(TrainerCallback):
+    """Decides, just before `optimizer.step()`, whether the step's update happens (CRPOTrainer._gate_update)."""
+
+    def __init__(self, trainer: CRPOTrainer):
+        self.trainer = trainer
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.trainer._step_signal = False
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer._gate_update()
+
+
 class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
     _tag_names: ClassVar[list[str]] = ["trl", "grpo", "crpo", "mental-r1"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, validation: tuple[Sequence[Example], Sequence[str]] | None = None, **kwargs):
+        """`validation`: (val examples, their prompts) for the periodic validation (training/validation.py);
+        used when `eval_every` > 0."""
         if trl.__version__ != TRL_VERSION:
             raise RuntimeError(f"CRPOTrainer overrides private GRPOTrainer methods of trl=={TRL_VERSION}; found "
                                f"trl {trl.__version__}. Install trl=={TRL_VERSION}")
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, CRPOConfig):
             raise TypeError(f"CRPOTrainer needs a CRPOConfig, got {type(self.args).__name__}")
+        if self.args.skip_zero_signal_steps and self.is_deepspeed_enabled:
+            raise ValueError("skip_zero_signal_steps drops gradients before optimizer.step(), which DeepSpeed keeps "
+                             "elsewhere; set skip_zero_signal_steps: false")
         self.stage_betas = torch.tensor(self.args.betas, dtype=torch.float32)  # (K,)
         self._crpo_entropies: torch.Tensor | None = None
         self._rollout: VLLMRollout | None = None
+        self._group_signal: torch.Tensor | None = None  # (B_global,) bool, from the last rewards
+        self._step_signal = False  # did any completion of the current optimizer step carry reward signal?
+        self._scorer = LabelScorer(self.processing_class)
+        for func in self.reward_funcs:
+            if isinstance(func, LabelProbReward):
+                func.bind(lambda: self.model, self.accelerator.autocast)
+        self.add_callback(_UpdateGate(self))
+        self.validation: ValidationCallback | None = None
+        if validation is not None and self.args.eval_every > 0:
+            self.validation = ValidationCallback(self, *validation)
+            self.add_callback(self.validation)
+
+    # ------------------------------------------------------------------------------------------ rollouts
+
+    def _rollout_engine(self) -> VLLMRollout:
+        """The in-process vLLM engine, holding the policy's weights of the current optimizer step."""
+        policy = self.accelerator.unwrap_model(self.model)
+        if self._rollout is None:
+            config = policy.config
+            seqs = max(self.args.per_device_train_batch_size * self.args.steps_per_generation, 16)
+            self._rollout = VLLMRollout(config._name_or_path, max_num_seqs=seqs, seed=self.args.seed,
+                                        max_model_len=min(config.max_position_embeddings, 2048),
+                                        kv_cache_gib=self.args.rollout_kv_cache_gib)
+        if self._rollout.loaded_step != self.state.global_step:
+            with torch.no_grad():
+                self._rollout.load(merged_weights(policy), self.state.global_step)
+        return self._rollout
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
         if self.args.rollout != "vllm":
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         assert images is None and not multimodal_fields, "rollout: vllm serves text-only prompts"
-        policy = self.accelerator.unwrap_model(self.model)
-        if self._rollout is None:
-            config = policy.config
-            self._rollout = VLLMRollout(config._name_or_path, max_num_seqs=len(prompt_ids), seed=self.args.seed,
-                                        max_model_len=min(config.max_position_embeddings, 2048),
-                                        kv_cache_gib=self.args.rollout_kv_cache_gib)
-        if self._rollout.loaded_step != self.state.global_step:
-            with torch.no_grad():
-                self._rollout.load(merged_weights(policy), self.state.global_step)
-        completions = self._rollout.generate(
+        completions = self._rollout_engine().generate(
             prompt_ids, max_tokens=self.max_completion_length, temperature=self.temperature, top_p=self.top_p,
             top_k=self.top_k, min_p=self.min_p, repetition_penalty=self.repetition_penalty,
             eos_token_ids=list(self.eos_token_ids))
         return completions, None
 
-    def close_rollout_engine(self) -> None:
-        if self._rollout is not None:
-            self._rollout.close()
-            self._rollout = None
+    def greedy_completions(self, prompts: Sequence[str]) -> list[str]:
+        """Greedy reasoning up to the commit point for each prompt, with the run's rollout backend (validation)."""
+        tok = self.processing_class
+        ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if self.args.rollout == "vllm":
+            outs = self._rollout_engine().generate(
+                ids, max_tokens=self.max_completion_length, temperature=0.0, top_p=1.0, top_k=None, min_p=None,
+                repetition_penalty=1.0, eos_token_ids=list(self.eos_token_ids), stop=[COMMIT_TAG])
+            return [tok.decode(o, skip_special_tokens=True) for o in outs]
+        config = GenerationConfig(max_new_tokens=self.max_completion_length, do_sample=False,
+                                  stop_strings=[COMMIT_TAG], pad_token_id=tok.pad_token_id,
+                                  eos_token_id=list(self.eos_token_ids))
+        model = self.accelerator.unwrap_model(self.model)
+        out: list[str] = []
+        step = max(self.args.per_device_train_batch_size, 1)
+        with torch.no_grad(), eval_mode(model), self.accelerator.autocast():
+            for i in range(0, len(ids), step):
+                batch = tok.pad({"input_ids": ids[i:i + step]}, padding_side="left", return_tensors="pt")
+                batch = {k: v.to(self.accelerator.device) for k, v in batch.items()}
+                gen = model.generate(**batch, generation_config=config, tokenizer=tok)
+                out.extend(tok.batch_decode(gen[:, batch["input_ids"].size(1):], skip_special_tokens=True))
+        return out
+
+    def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
+        """The label the service would give each prompt (uncalibrated): greedy reasoning, then the most probable
+        label at the commit point."""
+        completions = self.greedy_completions(prompts)
+        probs = self._scorer.probabilities(self.model, prompts, completions,
+                                           [[lab.text for lab in ex.task.labels] for ex in examples],
+                                           autocast=self.accelerator.autocast)
+        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
+
+    def log_outside_step(self, metrics: dict[str, float]) -> None:
+        """A log row of its own (validation), leaving the step's accumulated training metrics to their row.
+        Logging clears `control.should_log`; the step's own row is still due, so the flag is put back."""
+        should_log = self.control.should_log
+        transformers.Trainer.log(self, dict(metrics))
+        self.control.should_log = should_log
+
+    # ------------------------------------------------------------------------------- rewards and signal
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)  # (B_g, F)
+        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
+        group = self.num_generations if self.model.training else self.num_generations_eval
+        std = torch.nan_to_num(trl_utils.nanstd(rewards.view(-1, group), dim=1), nan=0.0)  # (groups,)
+        self._group_signal = ~torch.isclose(std, torch.zeros_like(std))  # as TRL's frac_reward_zero_std
+        self._group_signal = self._group_signal.repeat_interleave(group)  # (B_global,)
+        local = slice(self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts))
+        stats = answer_stats(completions, [x["options"] for x in inputs], [x["label"] for x in inputs],
+                             [x["dataset"] for x in inputs], rewards[local].tolist()) if "options" in inputs[0] else {}
+        for name, value in stats.items():  # averaged over processes with the reward functions' own metrics
+            self._pending_metrics[name].append(value)
+        return rewards_per_func
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         out["crpo_stage"] = stage_index_batch(self.processing_class, out["completion_ids"], out["completion_mask"])
+        n = out["completion_ids"].size(0)
+        out["crpo_signal"] = self._group_signal[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
         return out
+
+    def _gate_update(self) -> None:
+        """Before optimizer.step(): drop every gradient of a step without reward signal, so it moves nothing."""
+        signal = torch.tensor(float(self._step_signal), device=self.accelerator.device)
+        signal = self.accelerator.reduce(signal, reduction="sum").item() > 0
+        stage_term_alone = self.args.stage_term_on_zero_signal and bool(self.stage_betas.any())
+        skip = self.args.skip_zero_signal_steps and not signal and not stage_term_alone
+        if skip:
+            for param in self.model.parameters():
+                param.grad = None
+        self._metrics["train"]["crpo/skipped_step"].append(float(skip))
+        self._step_signal = False
+
+    def close_rollout_engine(self) -> None:
+        if self._rollout is not None:
+            self._rollout.close()
+            self._rollout = None
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):
         with compact_lm_head():
@@ -122,7 +247,13 @@ class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
         stage = inputs["crpo_stage"]  # (B, T)
         betas = self.stage_betas.to(entropies.device, entropies.dtype)
         mode = "train" if self.model.training else "eval"
-        term = stage_entropy_term(entropies, stage, mask, betas)
+        signal = inputs.get("crpo_signal")  # (B,) bool; absent in hand-made batches: every sample counts
+        if signal is None:
+            signal = torch.ones(mask.size(0), dtype=torch.bool, device=mask.device)
+        if mode == "train":
+            self._step_signal = self._step_signal or bool(signal.any())
+        term_mask = mask if self.args.stage_term_on_zero_signal else mask * signal.unsqueeze(1).to(mask.dtype)
+        term = stage_entropy_term(entropies, stage, term_mask, betas)
         if bool(betas.any()):
             accum = self.current_gradient_accumulation_steps if mode == "train" else 1.0
             loss = loss + term / accum

@@ -1,10 +1,15 @@
-"""CRPO's two rewards, both computed with the shared contract (mental_r1.contract), equal weights.
+"""CRPO's rewards, computed with the shared contract (mental_r1.contract), equal weights: the format reward plus
+one of two decision rewards (`reward` in training/config.py).
 
 - format: +0.5 when `parse_completion(completion).valid` (think/answer once each and in order, the five
   stage tags once each, in order, non-empty, non-empty answer, nothing around them), else −0.5.
-- accuracy: +w when `match_label(answer, options)` is the gold label (the answer starts with it,
-  case-insensitively, followed by a non-word character), else −w, including when there is no answer;
-  w = sqrt(w_class · w_dataset).
+- answer_match (the paper's accuracy reward): +w when `match_label(answer, options)` is the gold label (the
+  answer starts with it, case-insensitively, followed by a non-word character), else −w, including when
+  there is no answer; w = sqrt(w_class · w_dataset).
+- label_prob: P(gold label) at the completion's own commit point, as the service scores it
+  (training/label_scoring.py), in [0, 1]. Dense, so a group's rewards are rarely tied. Unweighted: a
+  per-example weight is constant within a group, and group normalisation divides it out anyway (the
+  answer_match weights cancel the same way whenever the format reward is tied).
 
 Weights are inverse frequencies normalised to mean 1, computed from the training data: w_dataset over the
 datasets' training-set sizes; w_class over the label counts *within each task* (a dataset with several
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 
 from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
+from training.label_scoring import LabelScorer
 
 FORMAT_REWARD = 0.5
 
@@ -83,3 +89,62 @@ class AccuracyReward:
             w = self.weights.weight(d, t, gold)
             out.append(w if match_label(parse_completion(_text(c)).answer, opts) == gold else -w)
         return out
+
+
+def is_binary(options: Sequence[str]) -> bool:
+    return {o.lower() for o in options} == {"yes", "no"}
+
+
+class LabelProbReward:
+    """P(gold label) at the rollout's commit point, from the current policy (no gradient). The trainer binds
+    the policy (`bind`) before the first rollout; the rows carry `label_texts` (the label sentences, in
+    `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the step's
+    yes/no completions."""
+
+    __name__ = "label_prob"
+
+    def __init__(self, tokenizer):
+        self.scorer = LabelScorer(tokenizer)
+        self._model = None
+        self._autocast = None
+
+    def bind(self, model_fn, autocast) -> None:
+        """`model_fn()` returns the policy at call time; `autocast()` the trainer's mixed-precision context."""
+        self._model, self._autocast = model_fn, autocast
+
+    def __call__(self, prompts: Sequence, completions: Sequence, label: Sequence[str],
+                 options: Sequence[Sequence[str]], label_texts: Sequence[Sequence[str]], log_metric=None,
+                 **_) -> list[float]:
+        assert self._model is not None, "LabelProbReward needs the policy: the trainer calls bind() first"
+        probs = self.scorer.probabilities(self._model(), list(prompts), [_text(c) for c in completions],
+                                          label_texts, autocast=self._autocast)
+        p_yes = [p[[o.lower() for o in opts].index("yes")] for p, opts in zip(probs, options) if is_binary(opts)]
+        if p_yes and log_metric is not None:
+            log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))
+        return [p[list(opts).index(gold)] for p, opts, gold in zip(probs, options, label, strict=True)]
+
+
+def answer_stats(completions: Sequence, options: Sequence[Sequence[str]], labels: Sequence[str],
+                 datasets: Sequence[str], rewards: Sequence[float]) -> dict[str, float]:
+    """What a step's rollouts decided, for the run log: over yes/no completions, the fraction whose answer is
+    "yes" (of those answering yes or no; `crpo/binary/answer_yes`) beside the gold "yes" fraction
+    (`crpo/binary/gold_yes`), and the mean total reward per dataset (`crpo/reward/<dataset>`). Keys with no
+    completions behind them are left out."""
+    out: dict[str, float] = {}
+    answers, golds = [], []
+    for c, opts, gold in zip(completions, options, labels, strict=True):
+        if is_binary(opts):
+            golds.append(gold.lower() == "yes")
+            answer = match_label(parse_completion(_text(c)).answer, opts)
+            if answer is not None:
+                answers.append(answer.lower() == "yes")
+    if golds:
+        out["crpo/binary/gold_yes"] = sum(golds) / len(golds)
+    if answers:
+        out["crpo/binary/answer_yes"] = sum(answers) / len(answers)
+    per_ds: dict[str, list[float]] = {}
+    for d, r in zip(datasets, rewards, strict=True):
+        if not math.isnan(r):
+            per_ds.setdefault(d, []).append(r)
+    out.update({f"crpo/reward/{d}": sum(v) / len(v) for d, v in sorted(per_ds.items())})
+    return out

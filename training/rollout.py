@@ -86,13 +86,15 @@ class VLLMRollout:
 
     def generate(self, prompt_ids: list[list[int]], *, max_tokens: int, temperature: float, top_p: float,
                  top_k: int | None, min_p: float | None, repetition_penalty: float,
-                 eos_token_ids: list[int]) -> list[list[int]]:
-        """One sampled completion per prompt: token ids up to and including the first EOS."""
+                 eos_token_ids: list[int], stop: list[str] | None = None) -> list[list[int]]:
+        """One sampled completion per prompt: token ids up to and including the first EOS (or the first `stop`
+        string, kept in the output, as the service does at the commit point)."""
         from vllm import SamplingParams
 
         params = SamplingParams(n=1, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
                                 top_k=top_k if top_k and top_k > 0 else -1, min_p=min_p or 0.0,
-                                repetition_penalty=repetition_penalty, stop_token_ids=eos_token_ids)
+                                repetition_penalty=repetition_penalty, stop_token_ids=eos_token_ids,
+                                stop=stop, include_stop_str_in_output=bool(stop))
         threads = torch.get_num_threads()
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
         torch.set_num_threads(threads)

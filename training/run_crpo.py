@@ -4,14 +4,17 @@
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml               # SmolLM2-135M, hours
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --algorithm grpo --output_dir runs/grpo
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --resume      # after a kill
-    python training/run_crpo.py --config training/configs/crpo_smollm2_lora.yaml         # the SFT adapter, continued
+    python training/run_crpo.py --config training/configs/crpo_smollm2_lora.yaml         # v1 recipe, SFT adapter continued
+    python training/run_crpo.py --config training/configs/crpo_smollm2_v2.yaml --adapter P   # v2 recipe (issue 19)
     accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
         training/run_crpo.py --config training/configs/gpu_qwen3_8b.yaml                # multi-GPU, the paper's settings
 
 Any field of CRPOConfig (TRL's GRPOConfig + algorithm/schedule) or RunArguments can be given as
 `--key value` after the YAML and overrides it. Outputs in `output_dir`: Trainer checkpoints
 (`checkpoint-N/`, complete iff they hold `checkpoint_complete.json`), `metrics.jsonl`, `metrics.png`
-(per-stage entropy and rewards over steps) and `final/`, the Hugging Face checkpoint folder to serve.
+(per-stage entropy and rewards over steps), with validation `validation.json` and `best/` (the best
+validation's trainable weights), and `final/`, the Hugging Face checkpoint folder (or adapter) to serve,
+built from the best validation's weights when validation runs.
 
 Departures from the paper (main.py of xin-wang18/Mental-R1 on TRL 0.21): TRL 1.16; IMHI instead of the
 paper's 8 datasets (the paper's CSV layout loads too); stage masks from decoded text offsets
@@ -36,14 +39,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import TrlParser
 
 from mental_r1.data import load_split
+from training.adapters import fresh_lora_config, merged_start, stacked_adapter
 from training.checkpoints import resume_checkpoint
 from training.config import CRPOConfig, RunArguments
 from training.crpo_trainer import CRPOTrainer
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
-from training.prompts import rl_rows, select_examples
-from training.rewards import AccuracyReward, RewardWeights, format_reward
+from training.prompts import prompt_for, rl_rows, select_examples
+from training.rewards import AccuracyReward, LabelProbReward, RewardWeights, format_reward
 from training.run_log import JsonlMetricsCallback, final_metrics, plot_metrics, read_jsonl
+from training.step_order import paired_order
+from training.validation import validation_examples
 
 log = logging.getLogger("training.run_crpo")
 
@@ -57,12 +63,14 @@ def resolved_config(run: RunArguments, cfg: CRPOConfig) -> dict:
 
 
 def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRPOTrainer, dict]:
-    """The trainer of a run (model, optional adapter, data, rewards) and what the run record needs about it."""
+    """The trainer of a run (model, optional adapter, data, rewards, validation) and what the run record needs."""
     if run.data_dir is None:
         raise SystemExit("error: no data; pass --data-dir (IMHI folder or a folder of paper-format datasets)")
     train = load_split(run.data_dir, "train", run.datasets)
     weights = RewardWeights.from_examples(train)  # from the full training split, not the subset
-    examples = select_examples(train, run.samples_per_dataset, cfg.seed)
+    examples = select_examples(train, run.samples_per_dataset, cfg.seed, balanced=run.balanced)
+    if cfg.paired_steps:
+        examples = paired_order(examples, cfg.prompts_per_step, cfg.seed)
     log.info("training on %d examples from %s; reward weights %s", len(examples),
              sorted({e.dataset for e in examples}), json.dumps(dataclasses.asdict(weights)))
 
@@ -70,18 +78,45 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     model_path = build_tiny_model(source, Path(cfg.output_dir) / "tiny_init", cfg.seed) if run.tiny_model else source
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
-    if run.adapter:
+    peft_config = None
+    if run.adapter and run.merge_adapter:  # the SFT model merged, a fresh adapter on top: the reference = the start
+        model = merged_start(model, run.adapter)
+        peft_config = fresh_lora_config(run.adapter, run.lora_r, run.lora_alpha)
+    elif run.adapter:
         if cfg.beta != 0.0:
-            raise SystemExit("error: --adapter needs beta 0 (the reference of an adapter is the base model with the "
-                             "adapter off, which cannot write the stage format); set beta: 0")
+            raise SystemExit("error: --adapter with merge_adapter false keeps training the SFT adapter itself; for a "
+                             "KL anchor to the SFT model set merge_adapter: true (the SFT adapter merged into the "
+                             "base, a fresh adapter on top, the reference = the SFT model), or set beta: 0")
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, run.adapter, is_trainable=True)
-    dataset = Dataset.from_list(rl_rows(tokenizer, examples, run.max_prompt_tokens))
-    trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, AccuracyReward(weights)], args=cfg,
-                          train_dataset=dataset, processing_class=tokenizer, callbacks=list(callbacks))
+    rows = rl_rows(tokenizer, examples, run.max_prompt_tokens)
+    for row, ex in zip(rows, examples, strict=True):
+        row["label_texts"] = [lab.text for lab in ex.task.labels]  # in `options` order: what label_prob scores
+    decision = LabelProbReward(tokenizer) if cfg.reward == "label_prob" else AccuracyReward(weights)
+    validation = None
+    if cfg.eval_every > 0:
+        val = validation_examples(run.data_dir, sorted({e.dataset for e in examples}), cfg.eval_rows_per_dataset)
+        if not val:
+            raise SystemExit(f"error: no validation rows in {run.data_dir} for the trained datasets; add a val split "
+                             "or set eval_every: 0")
+        validation = (val, [prompt_for(tokenizer, ex, run.max_prompt_tokens) for ex in val])
+        log.info("validating every %d steps on %d val rows", cfg.eval_every, len(val))
+    trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, decision], args=cfg,
+                          train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                          callbacks=list(callbacks), peft_config=peft_config, validation=validation)
     about = {"source": source, "model_path": model_path, "weights": weights, "examples": examples}
     return trainer, about
+
+
+def export_model(trainer: CRPOTrainer, run: RunArguments, model_path: Path):
+    """What final/ holds: with merge_adapter, one adapter on the base (SFT + RL stacked, training/adapters.py);
+    otherwise the trained model (or adapter) itself."""
+    policy = trainer.accelerator.unwrap_model(trainer.model)
+    if not (run.adapter and run.merge_adapter):
+        return policy
+    base = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    return stacked_adapter(base, run.adapter, policy)
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -95,6 +130,10 @@ def main(argv: list[str] | None = None) -> Path:
     tokenizer = trainer.processing_class
     checkpoint = resume_checkpoint(out_dir, run.resume)
     trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.close_rollout_engine()
+    best = trainer.validation.restore_best() if trainer.validation else None  # every process
+    if best:
+        log.info("final/ holds the weights of step %d (validation %.2f)", best["step"], best["score"])
     if not trainer.is_world_process_zero():
         return out_dir / "final"
 
@@ -103,6 +142,8 @@ def main(argv: list[str] | None = None) -> Path:
     metrics = final_metrics(rows)
     record = resolved_config(run, cfg) | {
         "model_source": str(model_path), "resumed_from": checkpoint, "global_step": trainer.state.global_step,
+        "selected_step": best["step"] if best else trainer.state.global_step,
+        "validation": {"best": best, "history": trainer.validation.tracker.history} if trainer.validation else None,
         "final_metrics": metrics,
         "reward_weights": dataclasses.asdict(weights), "train_examples": len(examples), "versions": versions()}
     card = {
@@ -111,14 +152,17 @@ def main(argv: list[str] | None = None) -> Path:
                    "by training/run_crpo.py.",
         "base_model": str(model_path), "algorithm": cfg.algorithm,
         "data": f"{run.data_dir} — {', '.join(sorted({e.dataset for e in examples}))} (train split, mixed)",
-        "examples": str(len(examples)), "steps": str(trainer.state.global_step),
+        "examples": str(len(examples)),
+        "steps": str(trainer.state.global_step) + (f" (weights of step {best['step']}: the best validation, average "
+                                                   f"weighted F1 {best['score']:.1f})" if best else ""),
         "schedule": ", ".join(f"{b:+.4f}" for b in cfg.betas),
-        "settings": (f"loss_type {cfg.loss_type}, epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}, "
+        "settings": (f"reward format + {cfg.reward}, loss_type {cfg.loss_type}, "
+                     f"epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}{' (to the SFT start)' if run.adapter and run.merge_adapter else ''}, "
                      f"{cfg.num_generations} generations, temperature {cfg.temperature}, top_p {cfg.top_p}, "
                      f"lr {cfg.learning_rate}, completion ≤ {cfg.max_completion_length} tokens"),
         "versions": versions(), "metrics": metrics_table(metrics)}
-    final = export_checkpoint(trainer.model, tokenizer, out_dir / "final", record, card,
-                              max_new_tokens=cfg.max_completion_length)
+    final = export_checkpoint(export_model(trainer, run, Path(model_path)), tokenizer, out_dir / "final", record,
+                              card, max_new_tokens=cfg.max_completion_length)
     log.info("final checkpoint: %s", final)
     return final
 

@@ -1,4 +1,9 @@
-"""Run records: every Trainer log line appended to `metrics.jsonl`, and a PNG of per-stage entropy and rewards.
+"""Run records: every Trainer log line appended to `metrics.jsonl`, and a PNG of per-stage entropy, rewards and
+decisions.
+
+Rows: one per logged training step (TRL's metrics: loss, reward, rewards/<func>/mean, frac_reward_zero_std,
+kl with beta > 0, clip ratios; ours: crpo/entropy/<stage>, crpo/stage_term, crpo/skipped_step,
+crpo/binary/{answer_yes,gold_yes,p_yes}, crpo/reward/<dataset>), and one per validation (val/...; no "loss").
 
 On resume the JSONL is cut back to the resumed step, so steps re-run after a kill are not counted twice.
 Only numbers are written (no posts, prompts or completions).
@@ -63,28 +68,39 @@ def final_metrics(rows: list[dict], last: int = 5) -> dict[str, float]:
 
 
 def plot_metrics(jsonl: str | Path, png: str | Path, title: str = "") -> Path:
-    """Two panels over steps: per-stage entropy (crpo/entropy/<stage>) and rewards (total, format, accuracy)."""
+    """Three panels over steps: per-stage entropy (crpo/entropy/<stage>), rewards (total, format, the decision
+    reward), and decisions: the yes/no rollouts' "yes" fraction (answers, P(yes) at the commit point) beside
+    the gold fraction, and validation (average weighted F1 / 100, predicted "yes" fraction)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_jsonl(jsonl) if "reward" in r or any(k.startswith("crpo/") for k in r)]
-    fig, (ax_h, ax_r) = plt.subplots(1, 2, figsize=(11, 4))
-    for name in STAGE_NAMES:
-        pts = [(r["step"], r[f"crpo/entropy/{name}"]) for r in rows if r.get(f"crpo/entropy/{name}") is not None]
+    rows = read_jsonl(jsonl)
+    fig, (ax_h, ax_r, ax_d) = plt.subplots(1, 3, figsize=(16, 4))
+
+    def curve(ax, key, label, scale=1.0, **style):
+        pts = [(r["step"], r[key] * scale) for r in rows if isinstance(r.get(key), int | float)]
         if pts:
-            ax_h.plot(*zip(*pts), marker=".", label=name)
+            ax.plot(*zip(*pts), label=label, **style)
+
+    for name in STAGE_NAMES:
+        curve(ax_h, f"crpo/entropy/{name}", name, marker=".")
     ax_h.set(xlabel="step", ylabel="mean token entropy (nats)", title="entropy per appraisal stage")
     for key, label in (("reward", "total"), ("rewards/format_reward/mean", "format"),
-                       ("rewards/accuracy/mean", "accuracy")):
-        pts = [(r["step"], r[key]) for r in rows if r.get(key) is not None]
-        if pts:
-            ax_r.plot(*zip(*pts), marker=".", label=label)
+                       ("rewards/accuracy/mean", "answer match"), ("rewards/label_prob/mean", "P(gold) at commit")):
+        curve(ax_r, key, label, marker=".")
     ax_r.set(xlabel="step", ylabel="mean reward", title="rewards")
-    for ax in (ax_h, ax_r):
+    curve(ax_d, "crpo/binary/answer_yes", "rollout answers: yes", marker=".", lw=0.8)
+    curve(ax_d, "crpo/binary/p_yes", "rollout P(yes) at commit", marker=".", lw=0.8)
+    curve(ax_d, "crpo/binary/gold_yes", "rollout gold: yes", ls=":", lw=0.8)
+    curve(ax_d, "val/binary/pred_yes", "validation: predicted yes", marker="o", lw=1.6)
+    curve(ax_d, "val/binary/gold_yes", "validation gold: yes", ls="--", lw=1.2)
+    curve(ax_d, "val/avg_weighted_f1", "validation avg weighted F1 / 100", scale=0.01, marker="s", lw=1.6)
+    ax_d.set(xlabel="step", ylabel="fraction", title="decisions (yes/no tasks) and validation", ylim=(-0.02, 1.02))
+    for ax in (ax_h, ax_r, ax_d):
         if ax.lines:
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
@@ -92,4 +108,3 @@ def plot_metrics(jsonl: str | Path, png: str | Path, title: str = "") -> Path:
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return Path(png)
-

@@ -63,3 +63,34 @@ def test_report_puts_the_start_first_and_refuses_other_rows(tmp_path):
 def test_every_run_is_an_algorithm_of_the_harness():
     assert {"crpo", "grpo", "dapo", "dr_grpo"} <= set(RUNS)
     assert all(r[0] == "--algorithm" for r in RUNS.values())
+
+
+def test_flat_ablation_uses_the_schedules_mean_on_the_stages_the_term_acts_on():
+    from pathlib import Path
+
+    import pytest
+
+    from training.compare import flat_coefficient, run_overrides
+    from training.schedule import stage_betas
+
+    configs = Path(__file__).resolve().parents[2] / "training" / "configs"
+    paper = stage_betas()
+    v2 = str(configs / "crpo_smollm2_v2.yaml")
+    assert flat_coefficient(v2) == pytest.approx(sum(paper[1:4]) / 3)  # primary, secondary, reaction
+    assert flat_coefficient(str(configs / "crpo_smollm2_lora.yaml")) == pytest.approx(sum(paper) / 5)
+    args = run_overrides("crpo_flat", v2)
+    assert args[:2] == ["--algorithm", "crpo"] and len(set(args[3:])) == 1 and len(args[3:]) == 5
+    assert run_overrides("grpo", v2) == ["--algorithm", "grpo"]
+
+
+def test_eval_paths_per_split_and_the_clipping_note(tmp_path):
+    from training.compare import eval_path
+
+    assert eval_path(tmp_path, "crpo", "test") == tmp_path / "eval" / "crpo.json"  # as before
+    assert eval_path(tmp_path, "crpo", "val") == tmp_path / "eval" / "val" / "crpo.json"
+    out = tmp_path / "cmp"
+    (out / "eval").mkdir(parents=True)
+    write_eval(out / "eval" / "crpo.json", ROWS)
+    args = Namespace(out=out, reference=[], eval_limit=None, split="test", max_steps=1, config="c.yaml", unseen=[])
+    report(["crpo"], args)
+    assert "clip-higher is inert" in (out / "comparison.md").read_text()

@@ -19,7 +19,8 @@ def test_algorithm_sets_the_trl_fields(algorithm):
     for key, value in ALGORITHMS[algorithm].items():
         assert getattr(c, key) == value
     assert c.epsilon == 0.2 and c.beta == 0.01 and c.num_generations == 4  # shared, from the paper
-    assert c.betas == (stage_betas() if algorithm == "crpo" else (0.0,) * 5)
+    paper = stage_betas()  # the default stages: not stimulus (0) nor mental_state (4)
+    assert c.betas == ((0.0, *paper[1:4], 0.0) if algorithm == "crpo" else (0.0,) * 5)
 
 
 def test_rejects_conflicts_and_double_entropy_and_completion_logging():
@@ -64,3 +65,47 @@ def test_gpu_config_has_the_paper_settings():
     assert set(y) <= known, set(y) - known
     acc = yaml.safe_load((CONFIGS / "accelerate_zero2.yaml").read_text())
     assert acc["distributed_type"] == "DEEPSPEED" and acc["deepspeed_config"]["zero_stage"] == 2
+
+
+def test_recipe_fields_reject_bad_values_with_the_fix():
+    with pytest.raises(ValueError, match="unknown reward"):
+        cfg(reward="accuracy")
+    with pytest.raises(ValueError, match="unknown stage.*choose from stimulus"):
+        cfg(stage_term_stages=["reasoning"])
+    with pytest.raises(ValueError, match="paired_steps needs ≥ 2 prompts per step.*set paired_steps: false"):
+        cfg(per_device_train_batch_size=4, num_generations=4)
+    assert cfg(per_device_train_batch_size=4, num_generations=4, paired_steps=False).prompts_per_step == 1
+    with pytest.raises(ValueError, match="eval_every: 0 turns validation off"):
+        cfg(eval_every=-1)
+    with pytest.raises(ValueError, match="sum_then_normalize"):
+        cfg(multi_objective_aggregation="normalize_then_sum")
+
+
+def test_stage_term_stages_and_pairing():
+    c = cfg(stage_term_stages=["reaction"], per_device_train_batch_size=8)
+    paper = stage_betas()
+    assert c.betas == (0.0, 0.0, 0.0, paper[3], 0.0)
+    assert c.paired_steps and c.shuffle_dataset is False and c.prompts_per_step == 2  # TRL reads our order
+    assert cfg(paired_steps=False).shuffle_dataset is True
+
+
+def test_v2_config_is_the_issue_19_recipe():
+    run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(
+        ["--config", str(CONFIGS / "crpo_smollm2_v2.yaml")])
+    assert run.adapter and run.merge_adapter and run.balanced
+    assert c.learning_rate <= 2e-5 and c.warmup_steps >= 20 and c.beta == 0.01
+    assert c.reward == "label_prob" and c.paired_steps and c.prompts_per_step == 2
+    assert c.skip_zero_signal_steps and not c.stage_term_on_zero_signal
+    assert c.betas[0] == c.betas[4] == 0.0 and all(c.betas[1:4])  # not on stimulus nor mental_state
+    assert run.max_prompt_tokens >= 1024  # posts whole, as the service sees them
+    assert c.max_completion_length >= 210  # the v2 SFT targets run up to ~210 tokens
+    assert (c.eval_every, c.eval_rows_per_dataset) == (25, 40) and c.num_iterations == 1
+    assert c.rollout == "vllm" and c.use_cpu and c.bf16
+
+
+@pytest.mark.parametrize("name", ["cpu_smoke.yaml", "cpu_smollm2.yaml", "crpo_smollm2_lora.yaml"])
+def test_older_configs_keep_the_first_recipe(name):
+    run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(["--config", str(CONFIGS / name)])
+    assert c.reward == "answer_match" and not c.paired_steps and not c.skip_zero_signal_steps
+    assert c.betas == stage_betas() and c.stage_term_on_zero_signal and c.eval_every == 0 and not run.balanced
+    assert run.merge_adapter == (name != "crpo_smollm2_lora.yaml")

@@ -5,7 +5,14 @@ import pytest
 from mental_r1.contract import STAGE_NAMES, format_completion
 from mental_r1.data import Example
 from mental_r1.tasks import get_task
-from training.rewards import AccuracyReward, RewardWeights, format_reward, inverse_frequency
+from training.rewards import (
+    AccuracyReward,
+    LabelProbReward,
+    RewardWeights,
+    answer_stats,
+    format_reward,
+    inverse_frequency,
+)
 
 DR = get_task("DR")
 SAD = get_task("SAD")
@@ -52,3 +59,36 @@ def test_accuracy_reward():
         dataset=["DR", "DR", "DR", "DR", "DR", "SAD"], task=["DR", "DR", "DR", "DR", "DR", "SAD"],
         label=["yes", "yes", "no", "yes", "no", "work"], options=[DR.label_names] * 5 + [SAD.label_names])
     assert got == pytest.approx([1.0, 1.0, -0.5, -1.0, -0.5, math.sqrt(2.0)])
+
+
+def test_answer_stats():
+    completions = [completion("yes"), completion("no"), completion("no"), "no answer", completion("work")]
+    stats = answer_stats(completions, [DR.label_names] * 4 + [SAD.label_names], ["yes", "yes", "no", "no", "work"],
+                         ["DR", "DR", "DR", "DR", "SAD"], [1.0, 0.0, 0.5, float("nan"), 0.25])
+    assert stats == pytest.approx({"crpo/binary/gold_yes": 0.5,  # 2 of the 4 yes/no completions
+                                   "crpo/binary/answer_yes": 1 / 3,  # of the 3 that answer yes or no
+                                   "crpo/reward/DR": 0.5, "crpo/reward/SAD": 0.25})  # NaN (unscorable) left out
+    assert answer_stats([completion("work")], [SAD.label_names], ["work"], ["SAD"], [1.0]) == {"crpo/reward/SAD": 1.0}
+
+
+def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_model, tokenizer):
+    from contextlib import nullcontext
+
+    from training.label_scoring import LabelScorer
+    from training.prompts import build_prompt
+
+    prompts = [build_prompt(tokenizer, "I cannot sleep.", DR.question, DR.label_names)] * 2 + \
+        [build_prompt(tokenizer, "Exams.", SAD.question, SAD.label_names)]
+    completions = [completion("yes"), completion("no")[:40], completion("work")]
+    texts = [[lab.text for lab in DR.labels]] * 2 + [[lab.text for lab in SAD.labels]]
+    reward = LabelProbReward(tokenizer)
+    assert reward.__name__ == "label_prob"
+    logged = {}
+    reward.bind(lambda: tiny_model, nullcontext)
+    got = reward(prompts=prompts, completions=completions, label=["yes", "no", "school"],
+                 options=[DR.label_names] * 2 + [SAD.label_names], label_texts=texts,
+                 log_metric=lambda k, v: logged.__setitem__(k, v))
+    probs = LabelScorer(tokenizer).probabilities(tiny_model, prompts, completions, texts)
+    assert got == pytest.approx([probs[0][0], probs[1][1], probs[2][SAD.label_names.index("school")]])
+    assert all(0 < g < 1 for g in got)
+    assert logged == {"crpo/binary/p_yes": pytest.approx((probs[0][0] + probs[1][0]) / 2)}

@@ -134,7 +134,8 @@ def make_trainer(folder: Path, out: Path, algorithm: str):
 
     tok = AutoTokenizer.from_pretrained(folder)
     cfg = CRPOConfig(output_dir=str(out), algorithm=algorithm, use_cpu=True, bf16=False, report_to="none",
-                     per_device_train_batch_size=4, max_completion_length=64, gradient_checkpointing=False)
+                     per_device_train_batch_size=4, max_completion_length=64, gradient_checkpointing=False,
+                     paired_steps=False)
     trainer = CRPOTrainer(model=AutoModelForCausalLM.from_pretrained(folder), reward_funcs=[format_reward],
                           args=cfg, train_dataset=Dataset.from_list([{"prompt": "x"}] * 4), processing_class=tok)
     trainer.model.train()
@@ -197,7 +198,8 @@ def test_resume_after_sigkill(tmp_path, data_dir):
 
 
 def test_crpo_continues_a_lora_adapter_and_saves_an_adapter(tmp_path, data_dir, smoke):
-    """--adapter: CRPO trains the cold-start SFT's LoRA adapter further (beta 0), and final/ is that adapter."""
+    """--adapter with merge_adapter false: CRPO trains the cold-start SFT's LoRA adapter further (beta 0), and final/
+    is that adapter."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -206,12 +208,12 @@ def test_crpo_continues_a_lora_adapter_and_saves_an_adapter(tmp_path, data_dir, 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
                                      task_type="CAUSAL_LM")).save_pretrained(sft)
-    with pytest.raises(SystemExit, match="needs beta 0"):
+    with pytest.raises(SystemExit, match="set merge_adapter: true"):
         run_crpo(tmp_path / "kl", data_dir, "--model_name_or_path", str(base), "--tiny_model", "false",
-                 "--adapter", str(sft), "--beta", "0.01")
+                 "--adapter", str(sft), "--merge_adapter", "false", "--beta", "0.01")
     out = tmp_path / "run"
     final = run_crpo(out, data_dir, "--model_name_or_path", str(base), "--tiny_model", "false",
-                     "--adapter", str(sft), "--beta", "0.0", "--learning_rate", "0.05")
+                     "--adapter", str(sft), "--merge_adapter", "false", "--beta", "0.0", "--learning_rate", "0.05")
     assert (final / "adapter_config.json").is_file() and not (final / "model.safetensors").exists()
     before, after = load_file(sft / "adapter_model.safetensors"), load_file(final / "adapter_model.safetensors")
     assert set(before) == set(after)
@@ -241,7 +243,8 @@ def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(
                                      task_type="CAUSAL_LM")).save_pretrained(sft)
     run, cfg = entry.parse(["--config", str(SMOKE), "--output_dir", str(tmp_path / "run"), "--data-dir",
                             str(data_dir), "--model_name_or_path", str(base), "--tiny_model", "false", "--adapter",
-                            str(sft), "--beta", "0.0", "--learning_rate", "0.05", "--rollout", "vllm",
+                            str(sft), "--merge_adapter", "false", "--beta", "0.0", "--learning_rate", "0.05",
+                            "--rollout", "vllm",
                             "--save_strategy", "no"])
     trainer, _ = entry.build_trainer(run, cfg)
     trainer.train()
@@ -259,3 +262,40 @@ def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(
     served = torch.tensor([next(iter(d.values())).logprob for d in out[0].prompt_logprobs[1:]])
     assert len(served) == len(ids) - 1 and torch.isfinite(served).all()
     trainer.close_rollout_engine()
+
+
+def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, data_dir, smoke):
+    """The v2 config as configured (rollout: vllm, bf16 autocast) on the tiny model: the SFT adapter merged and a
+    fresh adapter trained on top (KL logged), label_prob rewards, and validation whose greedy reasoning comes
+    from the in-process engine (stopped at the commit point) at step 0 and after the step; final/ is one adapter
+    stacked from both."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from training import run_crpo as entry
+
+    base = smoke / "tiny_init"
+    sft = tmp_path / "sft_adapter"
+    torch.manual_seed(0)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32),
+                   LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False,
+                              task_type="CAUSAL_LM")).save_pretrained(sft)
+    out = tmp_path / "run"
+    run, cfg = entry.parse(["--config", str(REPO / "training" / "configs" / "crpo_smollm2_v2.yaml"),
+                            "--model_name_or_path", str(base), "--adapter", str(sft), "--data-dir", str(data_dir),
+                            "--datasets", "DR", "dreaddit", "--samples_per_dataset", "4", "--output_dir", str(out),
+                            "--max_steps", "1", "--max_completion_length", "24", "--eval_every", "1",
+                            "--eval_rows_per_dataset", "2", "--save_strategy", "no", "--learning_rate", "0.05"])
+    assert cfg.rollout == "vllm" and cfg.bf16
+    trainer, _ = entry.build_trainer(run, cfg)
+    try:
+        texts = trainer.greedy_completions(trainer.validation.prompts[:2])  # builds the engine at step 0
+        assert trainer._rollout.loaded_step == 0 and len(texts) == 2 and all(isinstance(t, str) for t in texts)
+        trainer.train()
+        assert trainer._rollout.loaded_step == 1  # reloaded for the validation after the step
+    finally:
+        trainer.close_rollout_engine()
+    rows = read_jsonl(out / "metrics.jsonl")
+    step = next(r for r in rows if "loss" in r)
+    assert step["kl"] is not None and 0 <= step["rewards/label_prob/mean"] <= 1
+    assert [r["step"] for r in rows if "val/avg_weighted_f1" in r] == [0, 1]

@@ -1,0 +1,40 @@
+import pytest
+
+from mental_r1.data import Example
+from mental_r1.tasks import get_task
+from training.step_order import paired_order
+
+DR, SAD, IRF = get_task("DR"), get_task("SAD"), get_task("Irf:thwarted_belongingness")
+
+
+def rows(task, label, n, tag=""):
+    return [Example(task.dataset, task, f"{task.id}-{label}-{i}{tag}", label) for i in range(n)]
+
+
+def test_every_step_is_one_task_with_both_classes():
+    # a skewed pool, like the first runs' steps 2-6 (9 "no" for 1 "yes")
+    pool = rows(DR, "no", 9) + rows(DR, "yes", 3) + rows(IRF, "yes", 4) + rows(IRF, "no", 4) + \
+        rows(SAD, "school", 3) + rows(SAD, "work", 3)
+    order = paired_order(pool, 2, seed=0)
+    steps = [order[i:i + 2] for i in range(0, len(order), 2)]
+    assert len(order) % 2 == 0
+    for step in steps:
+        assert len({ex.task.id for ex in step}) == 1
+        assert len({ex.label for ex in step}) == 2
+    dr = [s for s in steps if s[0].task is DR]
+    assert len(dr) == 3  # the 6 "no" without a "yes" partner are left out, not paired with each other
+    assert sum(len(s) for s in steps if s[0].task is IRF) == 8
+    assert len({ex.text for ex in order}) == len(order)  # nothing repeated
+    assert paired_order(pool, 2, seed=0) == order and paired_order(pool, 2, seed=1) != order
+
+
+def test_four_prompts_a_step_hold_two_of_each_class():
+    order = paired_order(rows(DR, "yes", 8) + rows(DR, "no", 8), 4, seed=3)
+    assert len(order) == 16
+    for i in range(0, 16, 4):
+        assert sorted(ex.label for ex in order[i:i + 4]) == ["no", "no", "yes", "yes"]
+
+
+def test_one_prompt_a_step_cannot_pair():
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_order(rows(DR, "yes", 2), 1, seed=0)

@@ -1,0 +1,55 @@
+"""The order of RL prompts: every optimizer step takes its prompts from one task, spread over that task's labels.
+
+Why: a step's gradient comes only from groups whose rewards differ, and yes/no label sentences all open
+with the same "Yes,"/"No," token, so a run of steps that happen to hold mostly "no" prompts pushes every
+binary task towards "no" at once (issue 19: steps 2-6 of the first comparison held 9 "no" prompts for 1
+"yes", and the runs collapsed there). Pairing a task's classes inside every step makes each step's push
+towards one answer meet the push towards the other.
+
+`paired_order(examples, per_step, seed)`: per task, the examples of each label in a seeded shuffle, dealt
+round-robin over the labels (label order reshuffled every round); cut into chunks of `per_step`; a chunk
+holding a single label (what is left once the rarer labels run out) is dropped; the chunks of all tasks
+are shuffled together. TRL's sampler then reads the rows in this order (`shuffle_dataset: false`), taking
+`per_step` = generation_batch_size / num_generations prompts per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+
+from mental_r1.data import Example
+
+log = logging.getLogger(__name__)
+
+
+def paired_order(examples: Sequence[Example], per_step: int, seed: int) -> list[Example]:
+    """Examples reordered so that each consecutive block of `per_step` is one task with ≥ 2 labels (when the
+    task has them; a single-label task's blocks are kept as they are). Examples that fit no block are dropped."""
+    if per_step < 2:
+        raise ValueError(f"pairing needs at least 2 prompts per step, got {per_step}")
+    rng = random.Random(seed)
+    by_task: dict[str, dict[str, list[Example]]] = {}
+    for ex in examples:
+        by_task.setdefault(ex.task.id, {}).setdefault(ex.label, []).append(ex)
+    chunks: list[list[Example]] = []
+    dropped = 0
+    for task in sorted(by_task):
+        queues = {lab: rng.sample(rows, len(rows)) for lab, rows in sorted(by_task[task].items())}
+        dealt: list[Example] = []
+        while any(queues.values()):
+            labels = [lab for lab, q in queues.items() if q]
+            rng.shuffle(labels)
+            dealt.extend(queues[lab].pop() for lab in labels)
+        for i in range(0, len(dealt), per_step):
+            chunk = dealt[i:i + per_step]
+            if len(chunk) == per_step and (len({ex.label for ex in chunk}) > 1 or len(queues) == 1):
+                chunks.append(chunk)
+            else:
+                dropped += len(chunk)
+    rng.shuffle(chunks)
+    if dropped:
+        log.info("paired order: %d of %d examples fit no step of %d prompts with two labels and are left out",
+                 dropped, len(examples), per_step)
+    return [ex for chunk in chunks for ex in chunk]

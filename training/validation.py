@@ -1,0 +1,175 @@
+"""Validation during RL: the service's decision on held-out posts, the best weights kept, early stopping.
+
+Every `eval_every` optimizer steps (and at step 0, the start, and at the last step): greedy reasoning for
+`eval_rows_per_dataset` val rows of every trained dataset with the run's own rollout backend (vLLM or
+transformers, stopped at the commit point), then the labels scored at the commit point from the policy's
+logits (training/label_scoring.py: decoding constrained to the label set, as the service does); the label
+is the most probable one (no calibration). Rows are those of `evaluate.py --split val --limit N --seed 0`.
+
+Logged as one metrics.jsonl row per validation (`val/...`): weighted F1 per dataset and their average
+(`val/avg_weighted_f1`, the selection score), and over yes/no rows the fraction predicted "yes" beside the
+gold fraction (`val/binary/pred_yes`, `val/binary/gold_yes`; issue 19's collapse check: stay within 10
+points of the start's). The best validation's trainable weights go to `output_dir/best/` and final/ is
+built from them; `output_dir/validation.json` holds the history (resume reads it back). Training stops
+once `eval_patience` validations in a row score below the best.
+
+Every process runs the same (deterministic) validation, so they agree on stopping; only the main one writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import TrainerCallback
+
+from mental_r1.data import Example, load_split
+from mental_r1.metrics import weighted_f1
+from mental_r1.publish import publish_folder
+from training.checkpoints import write_json_atomic
+from training.evaluate import select
+from training.rewards import is_binary
+
+log = logging.getLogger(__name__)
+
+SCORE = "val/avg_weighted_f1"
+HISTORY_FILE = "validation.json"
+BEST_DIR = "best"
+BEST_WEIGHTS = "trainable.safetensors"
+
+
+def validation_examples(data_dir: str | Path, datasets: Sequence[str], per_dataset: int) -> list[Example]:
+    """The first `per_dataset` val rows of each dataset after evaluate.py's seeded shuffle (seed 0)."""
+    rows = select(load_split(data_dir, "val", datasets), per_dataset, seed=0)
+    return [ex for name in sorted(rows) for ex in rows[name]]
+
+
+def validation_metrics(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
+    """Weighted F1 per dataset and their mean; over yes/no rows, the predicted and gold "yes" fractions."""
+    by_ds: dict[str, tuple[list[str], list[str]]] = {}
+    yes_pred, yes_gold = [], []
+    for ex, pred in zip(examples, predictions, strict=True):
+        gold, preds = by_ds.setdefault(ex.dataset, ([], []))
+        gold.append(ex.label)
+        preds.append(pred)
+        if is_binary(ex.task.label_names):
+            yes_pred.append(pred.lower() == "yes")
+            yes_gold.append(ex.label.lower() == "yes")
+    out = {f"val/weighted_f1/{ds}": weighted_f1(g, p) for ds, (g, p) in sorted(by_ds.items())}
+    out[SCORE] = sum(out.values()) / len(out)
+    if yes_gold:
+        out["val/binary/pred_yes"] = sum(yes_pred) / len(yes_pred)
+        out["val/binary/gold_yes"] = sum(yes_gold) / len(yes_gold)
+    return out
+
+
+@dataclass
+class BestTracker:
+    """Validation scores over steps: which step is best, and whether `patience` in a row fell below it."""
+
+    patience: int
+    history: list[dict] = field(default_factory=list)  # {"step", "score"} in order
+    best: dict | None = None  # {"step", "score"} of the weights in best/
+
+    def add(self, step: int, score: float) -> tuple[bool, bool]:
+        """Record a validation; returns (new best, stop now)."""
+        self.history.append({"step": step, "score": score})
+        improved = self.best is None or score > self.best["score"]
+        if improved:
+            self.best = {"step": step, "score": score}
+        return improved, self.patience > 0 and self.below_best() >= self.patience
+
+    def below_best(self) -> int:
+        """How many of the latest validations in a row scored below the best."""
+        n = 0
+        for h in reversed(self.history):
+            if self.best is None or h["score"] >= self.best["score"]:
+                break
+            n += 1
+        return n
+
+    def save(self, path: Path) -> None:
+        write_json_atomic(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: Path, patience: int, up_to_step: int) -> BestTracker:
+        """The tracker of a resumed run: validations after the resumed step are dropped (they are re-run); the
+        best weights on disk stay the best, whichever step wrote them."""
+        if not path.exists():
+            return cls(patience)
+        data = json.loads(path.read_text())
+        return cls(patience, [h for h in data["history"] if h["step"] <= up_to_step], data.get("best"))
+
+
+def save_trainable(model: torch.nn.Module, folder: Path, record: dict) -> None:
+    """The trainable parameters (the LoRA adapter, or every weight of a full fine-tune), published atomically."""
+    state = {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+    def build(tmp: Path) -> None:
+        save_file(state, tmp / BEST_WEIGHTS)
+        (tmp / "best.json").write_text(json.dumps(record, indent=2))
+
+    publish_folder(folder, build)
+
+
+def load_trainable(model: torch.nn.Module, folder: Path) -> None:
+    state = load_file(folder / BEST_WEIGHTS)
+    params = dict(model.named_parameters())
+    missing = [n for n in state if n not in params]
+    assert not missing, f"{folder} holds weights the model does not have: {missing[:3]}"
+    with torch.no_grad():
+        for name, value in state.items():
+            params[name].copy_(value)
+
+
+class ValidationCallback(TrainerCallback):
+    """Runs `trainer.validate(...)` on schedule; keeps the best weights; stops training when validation falls."""
+
+    def __init__(self, trainer, examples: Sequence[Example], prompts: Sequence[str]):
+        self.trainer = trainer
+        self.examples, self.prompts = list(examples), list(prompts)
+        self.out = Path(trainer.args.output_dir)
+        self.tracker = BestTracker(trainer.args.eval_patience)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step == 0:  # a new run (a stale history or best/ in output_dir is replaced)
+            self.tracker = BestTracker(args.eval_patience)
+            self._validate(args, state, control)  # the start: what RL has to beat
+            return
+        self.tracker = BestTracker.load(self.out / HISTORY_FILE, args.eval_patience, state.global_step)
+        best = self.out / BEST_DIR / "best.json"
+        if best.exists():  # the weights on disk decide (a kill may have come between the two writes)
+            self.tracker.best = json.loads(best.read_text())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step % args.eval_every == 0 or state.global_step >= state.max_steps:
+            self._validate(args, state, control)
+
+    def _validate(self, args, state, control) -> None:
+        preds = self.trainer.predict_labels(self.examples, self.prompts)
+        metrics = validation_metrics(self.examples, preds)
+        improved, stop = self.tracker.add(state.global_step, metrics[SCORE])
+        if improved and state.is_world_process_zero:
+            save_trainable(self.trainer.model, self.out / BEST_DIR, {"step": state.global_step, "score": metrics[SCORE]})
+        if state.is_world_process_zero:
+            self.tracker.save(self.out / HISTORY_FILE)
+        metrics["val/best_step"] = self.tracker.best["step"]
+        log.info("validation at step %d: %s = %.2f (best %.2f at step %d)%s", state.global_step, SCORE,
+                 metrics[SCORE], self.tracker.best["score"], self.tracker.best["step"],
+                 f"; stopping: it fell below the best for {args.eval_patience} validations" if stop else "")
+        self.trainer.log_outside_step(metrics)
+        if stop:
+            control.should_training_stop = True
+
+    def restore_best(self) -> dict | None:
+        """Load the best validation's weights into the model (all processes); returns its {"step", "score"}."""
+        folder = self.out / BEST_DIR
+        if self.tracker.best is None or not (folder / BEST_WEIGHTS).exists():
+            return None
+        load_trainable(self.trainer.model, folder)
+        return json.loads((folder / "best.json").read_text())
