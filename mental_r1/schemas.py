@@ -151,6 +151,8 @@ class SafetySignal(BaseModel):
     subject: Literal["self", "other"] | None = Field(None, description=(
         "text: whose risk the phrase states: the poster's (self) or someone else's, reported or told (other)"))
     negated: bool | None = Field(None, description="text: the phrase was negated ('I would never …')")
+    past: bool | None = Field(None, description=(
+        "text: the sentence sets the phrase years back ('years ago', 'used to', 'when I was 15'): a history"))
     method: Literal["screen", "assessment"] | None = Field(None, description=(
         "model: screen = label scoring of the risk task without reasoning, on every request; assessment = "
         "the answer of a risk task the caller asked for"))

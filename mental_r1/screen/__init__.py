@@ -32,8 +32,8 @@ LEVEL_ORDER = ("none", "concern", "crisis")
 
 
 def text_signals(text: str) -> list[SafetySignal]:
-    return [SafetySignal(source="text", category=h.category, level=h.level, subject=h.subject, negated=h.negated)
-            for h in text_hits(text)]
+    return [SafetySignal(source="text", category=h.category, level=h.level, subject=h.subject, negated=h.negated,
+                         past=h.past) for h in text_hits(text)]
 
 
 def overall_level(signals: Iterable[SafetySignal]) -> str:
