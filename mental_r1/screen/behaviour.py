@@ -107,8 +107,8 @@ BEHAVIOUR: dict[str, dict[str, list[str]]] = {
             r"\brehom\w* (?:my|our)\b",
             r"\bpaid (?:off|back) (?:everyone|everybody|all|the last|my|every)\b",
             r"\b(?:settled|cleared|sorted|sorting|settling) (?:out )?(?:all )?(?:of )?my (?:debts?|bills|finances|accounts)\b",
-            r"\bdelet(?:ed|ing) (?:all )?(?:of )?my (?:old )?(?:\w+ )?(?:socials|accounts?|profiles?|instagram|facebook"
-            r"|tiktok|twitter|snapchat|posts|photos)\b",
+            (r"\bdelet(?:ed|ing) (?:all )?(?:of )?my (?:old )?(?:\w+ )?(?:socials|accounts?|profiles?|instagram|facebook"
+             r"|tiktok|twitter|snapchat|posts|photos)\b"),
             r"\bcancel+(?:ed|ing) (?:\w+ )?(?:my )?(?:phone|gym|subscriptions?|contracts?|membership|lease)\b",
             r"\b(?:wrote|written|writing|left|leaving) (?:\w+ ){0,2}?(?:letters?|notes?|cards?) (?:to|for) (?:my|each|everyone|all)\b",
             r"\b(?:sent|gave|written down|wrote down|left) (?:\w+ ){0,3}?(?:my )?passwords\b",

@@ -1,18 +1,25 @@
 """The crisis lexicon: phrasing of suicide and self-harm risk, by category, matched on normalised text.
 
-Categories follow the warning signs that crisis services list (988 Lifeline, AFSP: talking about wanting to
-die or to kill oneself, looking for a way to do it, feeling hopeless or trapped, unbearable pain, being a
-burden, saying goodbye, self-harm) and the crisis categories of "Between Help and Harm" (JMIR Mental Health
-2026). Each category has a level: CRISIS categories name death, suicide, a method or self-harm; CONCERN
-categories are warning signs that do not (text.py lowers the level of negated and third-person mentions).
+Categories follow the Columbia Suicide Severity Rating Scale, the warning signs that crisis services list
+(988 Lifeline, AFSP: talking about wanting to die or to kill oneself, looking for a way to do it, feeling
+hopeless or trapped, unbearable pain, being a burden, saying goodbye, giving things away, self-harm) and the
+crisis categories of "Between Help and Harm" (JMIR Mental Health 2026); docs/crisis-taxonomy.md maps each
+to its sources and level. This module holds the statements (ideation, death wish, method, self-harm,
+farewell, burdensomeness, hopelessness, violent thoughts); behaviour.py the acts (intent and plan, means,
+preparations, attempt in progress, death as a gift, weaker farewells) and the cues that combine with them.
+Each category's phrases have a strength: CRISIS phrases name death, suicide, a method, an act or self-harm;
+CONCERN phrases are warning signs that do not; MENTION phrases (behaviour.py) are no signal alone. text.py
+lowers the level of negated, past and third-person mentions and raises weak phrases that come with a cue.
 
 Patterns are regular expressions over `normalize.variants` output (lower case, apostrophes as "'", one
 space between words), written for the *kind* of language, not for any dataset's rows. `{NAME}` is a
 fragment of _F ({SELF}: a reflexive pronoun of anyone; text.py decides whose); `{!a b c}` is "not followed
 by the word a, b or c" (for complements that turn a phrase ordinary: "don't want to live *in* this city").
 Every category has positive and negative sentences in tests/mental_r1/test_screen_text.py. To change the
-lexicon: add the phrase and a test sentence each way, then compare the flag rates of
-`python training/screen_eval.py --text-only` on part A of t-sid before and after.
+lexicon: add the phrase and a test sentence each way, then compare `python training/screen_probe.py` (the
+dev part of the crisis probe; the held-out part only to report) and the flag rates of
+`python training/screen_eval.py --text-only` on part A of t-sid before and after. Everything is compiled
+once, at import.
 """
 
 from __future__ import annotations

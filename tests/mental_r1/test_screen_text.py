@@ -49,9 +49,15 @@ CASES = {
          "I hurt myself at the gym"]),
     "farewell": (
         ["This is my final goodbye", "By the time you read this I'll be gone", "I wrote my goodbye letters",
-         "I'm giving away all my stuff", "I won't be here much longer", "Goodbye cruel world"],
+         "I'm giving away all my stuff", "I won't be here much longer", "Goodbye cruel world",
+         # behaviour.py: weaker goodbyes, two of them or one with a cue
+         "If it is the last thing I post, know that I tried", "Thank you all for everything. Goodbye.",
+         "you'll never hear from me again", "Please don't blame yourself, none of this is your fault",
+         "tell my brother I love him. I'm so sorry for everything"],
         ["Goodbye everyone, see you next week!", "I said goodbye to my friends at the airport",
-         "This is my last day at work", "My final exam is tomorrow"]),
+         "This is my last day at work", "My final exam is tomorrow",
+         "Thanks for everything, see you at the reunion!", "Goodbye everyone, back on Monday",
+         "Thanks for the help, I'll try that fix", "Can you look after my plants while I'm away?"]),
     "perceived_burdensomeness": (
         ["I'm such a burden to my family", "everyone would be better off without me",
          "nobody would even notice if I was gone", "I feel like a burden", "I'm just a waste of space"],
@@ -86,12 +92,6 @@ CASES = {
          "cancelled my lease and my phone. won't be needing them"],
         ["We gave our old sofa to my sister when we moved", "Deleted my old facebook account, so much calmer online",
          "Cancelled my gym membership because it's too expensive", "I wrote a letter to my pen pal in Japan"]),
-    "farewell": (
-        ["If it is the last thing I post, know that I tried", "Thank you all for everything. Goodbye.",
-         "you'll never hear from me again", "Please don't blame yourself, none of this is your fault",
-         "tell my brother I love him. I'm so sorry for everything"],
-        ["Thanks for everything, see you at the reunion!", "Goodbye everyone, back on Monday",
-         "Thanks for the help, I'll try that fix", "Can you look after my plants while I'm away?"]),
     "intent_plan": (
         ["I've made up my mind. It will happen on Saturday night when the house is empty",
          "Tomorrow is the day. I'm at peace", "I know when and how to do it",
