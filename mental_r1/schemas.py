@@ -153,7 +153,9 @@ class SafetySignal(BaseModel):
     level: Literal["concern", "crisis"]
     subject: Literal["self", "other"] | None = Field(None, description=(
         "text: whose risk the phrase states: the poster's (self) or someone else's, reported or told (other)"))
-    negated: bool | None = Field(None, description="text: the phrase was negated ('I would never …')")
+    negated: bool | None = Field(None, description=(
+        "text: the phrase was negated ('I would never …') or vents about an irritant ('this traffic is making me "
+        "want to …')"))
     past: bool | None = Field(None, description=(
         "text: the sentence sets the phrase years back ('years ago', 'used to', 'when I was 15'): a history"))
     method: Literal["screen", "assessment"] | None = Field(None, description=(

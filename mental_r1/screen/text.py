@@ -14,7 +14,8 @@ at . ! ? ; : , brackets and at but/and/so/because/though/or), the time at its se
   suicidal", "I haven't cut in a year"), unless it is one of the forms that do not negate the phrase
   ("can't stop thinking about killing myself", "not even joking", "why don't I just…", "no one").
 - Past? The sentence sets it years back ("years ago", "used to", "when I was 15", "at my lowest", "in
-  2016"): a history, not a present risk.
+  2016"): a history, not a present risk. A sentence that vents about an irritant ("this traffic is making
+  me want to…", "if I have to sit through one more meeting I'll…") counts as negated.
 
 Level of a match: its phrase's strength (CRISIS, CONCERN or MENTION; behaviour.py), raised to CRISIS by a
 cue or another first-person signal nearby (behaviour.py says which); a MENTION that is not raised is no
@@ -99,7 +100,9 @@ _FRAME = re.compile(
     r" person|if you notice|if you see|how to (?:ask|respond|help)|safety planning|means restriction)\b")
 # a sentence set years back: a history
 _PAST = re.compile(
-    r"\b(?:\w+ )?years? ago\b|\bused to\b|\bback (?:in|when) \w+|\bin (?:19|20)\d\d\b|\bthat was (?:\d{4}|years)"
+    r"\b(?:\w+ )?years? ago\b|(?<!'m )(?<!am )(?<!be )(?<!get )(?<!got )\bused to\b"  # not "I'm used to"
+    r"|\bback in (?:\d{4}|school|college|uni|high school|the day)\b|\bback when i\b|\bin (?:19|20)\d\d\b"
+    r"|\bthat was (?:\d{4}|years)"
     r"|\bat my (?:lowest|worst)\b|\bwhen i was (?:younger|a (?:kid|child|teen|teenager)|little|in (?:high )?school"
     r"|at (?:school|uni|college)|\d{1,2}|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)\b"
     r"|\bat (?:age )?(?:\d{1,2}|thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen)(?=,| i\b)"

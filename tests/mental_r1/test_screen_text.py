@@ -247,6 +247,12 @@ def test_the_past_is_a_history_one_level_lower(text, category):
     assert (h.level, h.past) == (CONCERN, True)
 
 
+@pytest.mark.parametrize("text", ["I'm used to feeling like this and I want to die",
+                                  "I want to go back in time. I want to die"])
+def test_words_of_time_that_are_not_the_past(text):
+    assert hits(text)["suicidal_ideation"] == (CRISIS, "self", False)
+
+
 @pytest.mark.parametrize("text", [
     "In the movie the girl takes 50 sleeping pills",             # a story
     "'take me in my sleep' is my favourite lyric on the record",  # a lyric
