@@ -9,13 +9,16 @@ of the caller's locale (configuration: a JSON file, with an international defaul
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 from app import metrics
 from mental_r1.schemas import CrisisResource, Safety, TaskAssessment
-from mental_r1.screen import screen
+from mental_r1.screen import screen, urgent
 from mental_r1.screen.model import ModelScreen
+
+log = logging.getLogger(__name__)
 
 DISCLAIMER = (
     "This assessment is research and screening support produced by a language model. It is not a "
@@ -27,29 +30,34 @@ DISCLAIMER = (
 DEFAULT_RESOURCES: dict[str, list[dict]] = {
     "default": [
         {"name": "Local emergency services", "contact": "your local emergency number (112 in the EU, 911 in "
-         "North America)", "available": "24/7"},
+         "North America)", "available": "24/7", "emergency": True},
         {"name": "Find a Helpline (international directory of crisis lines)", "contact": "https://findahelpline.com"},
     ],
     "US": [
         {"name": "988 Suicide & Crisis Lifeline", "contact": "call or text 988", "available": "24/7"},
         {"name": "Crisis Text Line", "contact": "text HOME to 741741", "available": "24/7"},
-        {"name": "Emergency services", "contact": "911"},
+        {"name": "Emergency services", "contact": "911", "emergency": True},
     ],
     "GB": [{"name": "Samaritans", "contact": "call 116 123", "available": "24/7"},
-           {"name": "Emergency services", "contact": "999"}],
+           {"name": "Emergency services", "contact": "999", "emergency": True}],
     "IE": [{"name": "Samaritans", "contact": "call 116 123", "available": "24/7"},
-           {"name": "Emergency services", "contact": "112 or 999"}],
+           {"name": "Emergency services", "contact": "112 or 999", "emergency": True}],
 }
 
 
 class CrisisResources:
-    """Locale → resources. 'en-GB', 'en_GB' and 'GB' all find 'GB'; unknown locales get 'default'."""
+    """Locale → resources. 'en-GB', 'en_GB' and 'GB' all find 'GB'; unknown locales get 'default'. An entry
+    with `"emergency": true` is the emergency number, listed first for an attempt in progress."""
 
     def __init__(self, table: dict[str, list[dict]] | None = None):
         table = table or DEFAULT_RESOURCES
         if "default" not in table:
             raise ValueError("crisis resources need a 'default' entry")
         self.table = {k.upper(): [CrisisResource(**r) for r in v] for k, v in table.items()}
+        missing = sorted(k for k, v in self.table.items() if not any(r.emergency for r in v))
+        if missing:
+            log.warning("crisis resources of %s mark no emergency number (\"emergency\": true): for an attempt in "
+                        "progress they cannot list it first", ", ".join(missing))
 
     @classmethod
     def from_file(cls, path: Path | None) -> CrisisResources:
@@ -67,11 +75,14 @@ class CrisisResources:
 def safety_block(text: str, assessments: list[TaskAssessment], resources: CrisisResources, locale: str | None,
                  risk_probabilities: dict[str, float] | None = None, model_screen: ModelScreen | None = None) -> Safety:
     """The response's safety block. `crisis` (older than `level`) is true whenever the level is not none, so
-    every response that carries resources says so, as before."""
+    every response that carries resources says so, as before; `urgent` (an attempt in progress) puts the
+    locale's emergency number first."""
     level, signals = screen(text, assessments, risk_probabilities, model_screen)
-    flagged = level != "none"
-    return Safety(disclaimer=DISCLAIMER, crisis=flagged, level=level, signals=signals,
-                  resources=resources.for_locale(locale) if flagged else [])
+    flagged, now = level != "none", urgent(signals)
+    found = resources.for_locale(locale) if flagged else []
+    if now:  # the emergency number before the helplines (a stable sort keeps their order otherwise)
+        found = sorted(found, key=lambda r: not r.emergency)
+    return Safety(disclaimer=DISCLAIMER, crisis=flagged, level=level, urgent=now, signals=signals, resources=found)
 
 
 def record_metrics(safety: Safety) -> None:

@@ -151,6 +151,8 @@ class CrisisResource(BaseModel):
     name: str
     contact: str
     available: str | None = None
+    emergency: bool = Field(False, description=(
+        "The emergency number (ambulance, police): listed first when the screen finds an attempt in progress."))
 
 
 class SafetySignal(BaseModel):
@@ -160,11 +162,16 @@ class SafetySignal(BaseModel):
         "text: the crisis lexicon matched the post; model: the model's own probability of a risk label"))
     category: str = Field(description=(
         "text: suicidal_ideation, death_wish, suicide_method, self_harm, farewell, perceived_burdensomeness, "
-        "hopelessness, violent_thoughts; model: suicide_or_self_harm (t-sid), perceived_burdensomeness (Irf)"))
+        "hopelessness, violent_thoughts, attempt_in_progress, means_access, preparations, intent_plan, death_as_gift "
+        "(docs/crisis-taxonomy.md); model: suicide_or_self_harm (t-sid), perceived_burdensomeness (Irf)"))
     level: Literal["concern", "crisis"]
     subject: Literal["self", "other"] | None = Field(None, description=(
         "text: whose risk the phrase states: the poster's (self) or someone else's, reported or told (other)"))
-    negated: bool | None = Field(None, description="text: the phrase was negated ('I would never …')")
+    negated: bool | None = Field(None, description=(
+        "text: the phrase was negated ('I would never …') or vents about an irritant ('this traffic is making me "
+        "want to …')"))
+    past: bool | None = Field(None, description=(
+        "text: the sentence sets the phrase years back ('years ago', 'used to', 'when I was 15'): a history"))
     method: Literal["screen", "assessment"] | None = Field(None, description=(
         "model: screen = label scoring of the risk task without reasoning, on every request; assessment = "
         "the answer of a risk task the caller asked for"))
@@ -177,11 +184,17 @@ class Safety(BaseModel):
     crisis: bool = Field(description=(
         "True when `level` is not 'none', i.e. whenever resources are attached (kept from before `level`)."))
     level: Literal["none", "concern", "crisis"] = Field(description=(
-        "crisis: the post states, in the first person and not negated, a wish or plan to die, a method, "
-        "self-harm or a goodbye; concern: any other signal (warning signs such as hopelessness or being a "
-        "burden, negated or someone else's statements, the model's risk probability); none: no signal."))
+        "crisis: the post states, in the first person, now and not negated, a wish, intent or plan to die, a "
+        "method or the means at hand, preparations, an attempt, self-harm, a goodbye or its death as a gift to "
+        "others (docs/crisis-taxonomy.md); concern: any other signal (warning signs such as hopelessness or being a "
+        "burden, negated, past or someone else's statements, the model's risk probability); none: no signal."))
+    urgent: bool = Field(False, description=(
+        "True when the text describes an attempt in progress (pills already taken, a rope up, an engine running "
+        "in a closed garage), the poster's or someone else's: `resources` begin with the emergency number and "
+        "should be shown before anything else."))
     signals: list[SafetySignal] = Field(description="Why the screen flagged the request, one entry per reason.")
-    resources: list[CrisisResource] = Field(description="Crisis resources for the locale when level is not none.")
+    resources: list[CrisisResource] = Field(description=(
+        "Crisis resources for the locale when level is not none; the emergency number first when `urgent`."))
 
 
 class ModelInfo(BaseModel):

@@ -133,10 +133,15 @@
     return name.replace(/_/g, " ") + (s.source ? " (" + s.source + ")" : "");
   }
 
+  // safety.urgent (an attempt in progress): the resources go to the top of the page, the emergency number first
+  // (the service orders them), under a heading that says to call it now
   function crisisBlock(safety) {
     const signals = (safety.signals || []).map(signalName);
-    return el("section", { class: "crisis", "aria-labelledby": "crisis-heading" },
-      el("h2", { id: "crisis-heading" }, "Crisis resources: if someone may be in danger, reach out now"),
+    const heading = safety.urgent
+      ? "Emergency: this text may describe an attempt in progress. Call the emergency number now"
+      : "Crisis resources: if someone may be in danger, reach out now";
+    return el("section", { class: safety.urgent ? "crisis urgent" : "crisis", "aria-labelledby": "crisis-heading" },
+      el("h2", { id: "crisis-heading" }, heading),
       el("p", {}, "This text shows signs of a possible crisis" +
         (safety.level ? " (level: " + safety.level + ")" : "") +
         (signals.length ? ": " + signals.join(", ") + "." : ".")),
@@ -180,8 +185,11 @@
   function render(r) {
     const results = $("results");
     const safety = r.safety || {};
+    const urgent = Boolean(safety.crisis && safety.urgent);
+    $("urgent").replaceChildren(...(urgent ? [crisisBlock(safety)] : []));
+    $("urgent").hidden = !urgent;
     const blocks = [
-      safety.crisis ? crisisBlock(safety) : null,           // crisis resources come first
+      safety.crisis && !urgent ? crisisBlock(safety) : null,  // crisis resources come first
       el("h2", { id: "results-heading" }, "Assessment"),
       el("p", { class: "disclaimer" }, safety.disclaimer || ""),
       r.assessments.map(taskBlock),
@@ -190,7 +198,7 @@
     ];
     results.replaceChildren(...blocks.flat().filter(Boolean));
     results.hidden = false;
-    results.focus();
+    (urgent ? $("urgent") : results).focus();             // an emergency is read first
   }
 
   // ----- submit -----

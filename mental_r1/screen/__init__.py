@@ -11,13 +11,16 @@ Sources (each signal says which raised it, never the text):
   and the answers of those tasks when the caller asked for them.
 
 Level rule: the highest level among the signals, `none` without any.
-- crisis: a CRISIS-category phrase (suicidal ideation, death wish, method, self-harm, farewell) about the
-  poster and not negated;
-- concern: everything else that flags: CONCERN-category phrases (being a burden, hopelessness and
-  entrapment, violent thoughts), negated or someone else's CRISIS phrases, and every model signal (the
-  model alone is weak evidence: it recalled few self-harm posts on its own, docs/evaluation.md).
+- crisis: a crisis phrase (suicidal ideation, death wish, method, self-harm, farewell, attempt in progress,
+  means, preparations, intent or plan, death as a gift; or a weaker phrase of the last six with a cue or
+  another signal beside it, text.py) about the poster, now and not negated;
+- concern: everything else that flags: warning signs (being a burden, hopelessness and entrapment, violent
+  thoughts, a lone farewell or decision), negated, past or someone else's crisis phrases, and every model
+  signal (the model alone is weak evidence: it recalled few self-harm posts on its own, docs/evaluation.md).
 Both levels attach the locale's crisis resources; the service, a batch run and the measurement
-(training/screen_eval.py) all call this function, so they flag the same posts.
+(training/screen_eval.py) all call this function, so they flag the same posts. `urgent`: the text describes
+an attempt in progress (the poster's, or someone else's that the poster is witnessing): the emergency number
+goes first. docs/crisis-taxonomy.md: every category, its source and its level.
 """
 
 from __future__ import annotations
@@ -32,8 +35,14 @@ LEVEL_ORDER = ("none", "concern", "crisis")
 
 
 def text_signals(text: str) -> list[SafetySignal]:
-    return [SafetySignal(source="text", category=h.category, level=h.level, subject=h.subject, negated=h.negated)
-            for h in text_hits(text)]
+    return [SafetySignal(source="text", category=h.category, level=h.level, subject=h.subject, negated=h.negated,
+                         past=h.past) for h in text_hits(text)]
+
+
+def urgent(signals: Iterable[SafetySignal]) -> bool:
+    """An attempt in progress, not denied and not years ago, whoever's it is: call the emergency number first."""
+    return any(s.source == "text" and s.category == "attempt_in_progress" and not s.negated and not s.past
+               for s in signals)
 
 
 def overall_level(signals: Iterable[SafetySignal]) -> str:

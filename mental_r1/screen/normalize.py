@@ -15,7 +15,7 @@ matched in:
    CENSORED_WORDS becomes that word; then quotes and emphasis marks go ('is "worth" living').
 5. Spaced-out letters (k i l l, k.i.l.l, k-i-l-l): runs of three or more single letters are joined.
 6. Leetspeak (k1ll, su1c1de, $uicide, k!ll): in a word with letters, digits become the letters they stand
-   for; symbols only between letters. "1", "!" and "|" read as i in one form and l in another.
+   for (not in ordinals and units: 14th, 90s, 11pm, 40mg); symbols only between letters. "1", "!" and "|" read as i in one form and l in another.
 7. Letters repeated three times or more (diiie, killlll) are matched both squeezed to one and to two.
 Steps 1-5 give `canonical`; 6 and 7 give the few forms of `variants`.
 This is for matching only: the service never returns or logs the normalised text.
@@ -70,8 +70,11 @@ def _strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", kept)
 
 
+_NUMBER_WORD = re.compile(r"\d+(?:st|nd|rd|th|s|am|pm|mg|ml|kg)\W*")  # 14th, 90s, 11pm, 40mg: numbers, not leet
+
+
 def _deleet(word: str, i_or_l: str) -> str:
-    if word.isalpha() or not any(c.isalpha() for c in word):
+    if word.isalpha() or not any(c.isalpha() for c in word) or _NUMBER_WORD.fullmatch(word):
         return word
     out = []
     for k, c in enumerate(word):

@@ -77,6 +77,12 @@ def test_page_works_offline_under_a_strict_csp_and_stores_nothing():
         assert f'for="{field}"' in page, f"#{field} has no label"
 
 
+def test_an_attempt_in_progress_has_a_place_at_the_top_of_the_page():
+    page, js = ((STATIC / n).read_text() for n in ("index.html", "page.js"))
+    assert page.index('id="urgent"') < page.index('id="disclaimer"') < page.index('id="form"')
+    assert "safety.urgent" in js
+
+
 # ---------------------------------------------------------------------------------------------- in a browser
 
 @pytest.fixture(scope="module")
@@ -210,6 +216,15 @@ def test_page_renders_every_outcome(fake_page, browser):
     assert page.assess() == "result"
     first_block = page.find("#results > *")
     assert "crisis" in first_block.get_attribute("class") and "988" in first_block.text  # first, per locale
+    assert not page.find("#urgent").is_displayed()
+
+    page.fill("#text", "I took 40 of my sleeping pills an hour ago.")  # an attempt in progress
+    assert page.assess() == "result"
+    urgent = page.find("#urgent")
+    assert urgent.is_displayed() and browser.switch_to.active_element == urgent  # read first
+    assert urgent.location["y"] < page.find("#form").location["y"]  # at the top of the page, above the form
+    assert "Emergency" in urgent.text and "911" in urgent.find_element("css selector", "li").text  # number first
+    assert not page.find("#results").find_elements("css selector", ".crisis")  # shown once
 
     page.fill("#text", "x" * 301)
     assert page.assess() == "error" and "the limit is 300" in page.error()

@@ -134,4 +134,41 @@ def test_a_calm_post_below_the_thresholds_is_not_flagged():
     app = stub_app(0.1, ModelScreen("stub@0", {"t-sid": 0.5}))
     r = TestClient(app).post("/assess", json={"text": "We baked bread and walked the dog.", "task": "DR"})
     assert r.json()["safety"] | {"disclaimer": None} == {"disclaimer": None, "crisis": False, "level": "none",
-                                                         "signals": [], "resources": []}
+                                                         "urgent": False, "signals": [], "resources": []}
+
+
+@pytest.mark.parametrize("locale, first", [("en-US", "911"), ("en-GB", "999"), ("en-IE", "112 or 999"),
+                                           ("fr-FR", "your local emergency number")])
+def test_an_attempt_in_progress_puts_the_emergency_number_first(locale, first):
+    s = safety_block("I took 40 of my sleeping pills an hour ago", [], CrisisResources(), locale)
+    assert s.level == "crisis" and s.urgent and s.resources[0].emergency and s.resources[0].contact.startswith(first)
+    calm = CrisisResources().for_locale(locale)
+    assert sorted(s.resources, key=lambda r: r.name) == sorted(calm, key=lambda r: r.name)  # the same, reordered
+    ideation = safety_block("I want to die", [], CrisisResources(), locale)
+    assert not ideation.urgent and ideation.resources == calm  # the helplines first, as configured
+
+
+def test_someone_elses_attempt_in_progress_is_urgent_too_but_not_a_past_or_denied_one():
+    res = CrisisResources()
+    witness = safety_block("my flatmate just swallowed a whole bottle of pills", [], res, "en-US")
+    assert witness.urgent and witness.level == "concern" and witness.resources[0].contact == "911"
+    for text in ("Ten years ago I took 40 of my pills and survived", "I haven't taken 40 of my pills"):
+        s = safety_block(text, [], res, "en-US")
+        assert not s.urgent and s.resources[0].contact == "call or text 988", text
+
+
+def test_a_resources_file_without_an_emergency_number_is_a_warning(caplog):
+    CrisisResources({"default": [{"name": "E", "contact": "112", "emergency": True}],
+                     "US": [{"name": "988 Lifeline", "contact": "988"}]})
+    assert "crisis resources of US mark no emergency number" in caplog.text
+
+
+def test_the_route_answers_urgent_with_the_emergency_number_first():
+    app = stub_app(0.0, None)
+    r = TestClient(app).post("/assess", json={"text": "The rope is up and I'm on the chair", "task": "DR",
+                                              "locale": "en-US"})
+    safety = r.json()["safety"]
+    assert r.status_code == 200 and safety["urgent"] is True and safety["level"] == "crisis"
+    assert safety["resources"][0] == {"name": "Emergency services", "contact": "911", "available": None,
+                                      "emergency": True}
+    assert [s["category"] for s in safety["signals"]] == ["attempt_in_progress"]

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from mental_r1.schemas import SafetySignal, StageText, TaskAssessment, Usage
-from mental_r1.screen import overall_level, screen, text_signals
+from mental_r1.screen import overall_level, screen, text_signals, urgent
 from mental_r1.screen.model import (
     MODEL_SCREEN,
     THRESHOLDS_FILE,
@@ -36,6 +36,8 @@ def assessment(task="t-sid", label="suicide or self-harm tendency", p=0.7):
     ("I would never kill myself", "concern"),              # a negated CRISIS phrase
     ("my friend said she wants to die", "concern"),        # someone else's risk
     ("I'm a burden and I want to die", "crisis"),          # the highest level wins
+    ("I wrote letters to my family tonight", "none"),      # a MENTION alone is no signal
+    ("I gave my guitar away. I'm such a burden", "crisis"),  # a preparation with a warning sign beside it
     ("I just need to die", "crisis"),
 ])
 def test_level_of_text(text, level):
@@ -129,3 +131,19 @@ def test_text_signals_are_text_sourced():
     (s,) = text_signals("I'm such a burden to my family")
     assert (s.source, s.category, s.level, s.subject, s.negated) == (
         "text", "perceived_burdensomeness", "concern", "self", False)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("I've already swallowed the whole packet", True),
+    ("i took them all twenty minutes ago. getting sleepy", True),
+    ("my brother has taken 30 of his tablets and won't wake up", True),   # a witness: the emergency number first
+    ("I want to die", False),
+    ("Years ago I swallowed a whole bottle of pills", False),
+])
+def test_urgent_is_an_attempt_in_progress(text, expected):
+    assert urgent(screen(text)[1]) is expected
+
+
+def test_the_issues_example_is_a_crisis():
+    level, signals = screen("i wrote letters to my mum and my sister tonight. everyone will be better off when i'm gone")
+    assert level == "crisis" and {s.category for s in signals} == {"preparations", "perceived_burdensomeness"}

@@ -49,9 +49,15 @@ CASES = {
          "I hurt myself at the gym"]),
     "farewell": (
         ["This is my final goodbye", "By the time you read this I'll be gone", "I wrote my goodbye letters",
-         "I'm giving away all my stuff", "I won't be here much longer", "Goodbye cruel world"],
+         "I'm giving away all my stuff", "I won't be here much longer", "Goodbye cruel world",
+         # behaviour.py: weaker goodbyes, two of them or one with a cue
+         "If it is the last thing I post, know that I tried", "Thank you all for everything. Goodbye.",
+         "you'll never hear from me again", "Please don't blame yourself, none of this is your fault",
+         "tell my brother I love him. I'm so sorry for everything"],
         ["Goodbye everyone, see you next week!", "I said goodbye to my friends at the airport",
-         "This is my last day at work", "My final exam is tomorrow"]),
+         "This is my last day at work", "My final exam is tomorrow",
+         "Thanks for everything, see you at the reunion!", "Goodbye everyone, back on Monday",
+         "Thanks for the help, I'll try that fix", "Can you look after my plants while I'm away?"]),
     "perceived_burdensomeness": (
         ["I'm such a burden to my family", "everyone would be better off without me",
          "nobody would even notice if I was gone", "I feel like a burden", "I'm just a waste of space"],
@@ -67,6 +73,37 @@ CASES = {
     "violent_thoughts": (
         ["I could kill someone right now", "I want to hurt him for what he did"],
         ["Kill them with kindness", "I don't want to hurt anyone's feelings"]),
+    # behaviour.py: a CONCERN or MENTION phrase counts as a crisis only with a cue or another signal nearby
+    "attempt_in_progress": (
+        ["I've just swallowed a whole bottle of my tablets", "took like 30 of my sleeping pills, feeling dizzy",
+         "i took them all about ten minutes ago", "I drank weed killer and I'm scared",
+         "my car is running in the garage with the door shut"],
+        ["I took all my antibiotics like the doctor said", "We're on the roof terrace for the party",
+         "I downed a whole bottle of water after the run", "My nose won't stop bleeding after the match"]),
+    "means_access": (
+        ["I've got enough tablets in the cupboard to make sure I don't wake up", "my meds are all saved in a tin",
+         "there is a gun in my dad's safe and I keep thinking about it", "i carry a blade around just in case",
+         "I know exactly which building I'd use"],
+        ["We packed a rope and a first aid kit for the hike", "Grandpa keeps his shotgun locked in the barn",
+         "The pharmacist counted out thirty tablets for my prescription", "What a view from the bridge this morning"]),
+    "preparations": (
+        ["I've written my note and put it under my pillow", "Rehomed my hamster and paid off every debt. No point keeping anything.",
+         "I'm tying up loose ends and I sold my bike to my cousin", "I've been giving my things away to friends this month",
+         "cancelled my lease and my phone. won't be needing them"],
+        ["We gave our old sofa to my sister when we moved", "Deleted my old facebook account, so much calmer online",
+         "Cancelled my gym membership because it's too expensive", "I wrote a letter to my pen pal in Japan"]),
+    "intent_plan": (
+        ["I've made up my mind. It will happen on Saturday night when the house is empty",
+         "Tomorrow is the day. I'm at peace", "I know when and how to do it",
+         "I've chosen the date and nobody needs to know", "the plan is set. no one can stop me now"],
+        ["We set the date for the christening", "I'm finally going to do it - signing up for the half marathon!",
+         "Tomorrow is the day we move house", "I know how to do it, I watched a tutorial"]),
+    "death_as_gift": (
+        ["My kids would be better off if I was dead", "my suicide would free them from all of this",
+         "their lives would be easier with me gone for good, I'd be doing them a favour",
+         "the life insurance would cover the mortgage for my husband"],
+        ["Life insurance would cover the mortgage if anything happened, the adviser said",
+         "My brother would be better off if he quit that job", "Doing them a favour, I picked up their shopping"]),
 }
 
 
@@ -167,7 +204,72 @@ def test_normalisation_keeps_ordinary_text_and_apostrophes():
 
 def test_hits_hold_no_text():
     for h in text_hits("I want to kill myself. My friend cuts herself. I'm a burden."):
-        assert set(vars(h)) == {"category", "level", "subject", "negated"}
+        assert set(vars(h)) == {"category", "level", "subject", "negated", "past"}
+
+
+def test_farewell_letters_with_burdensomeness_are_a_crisis():
+    """The issue's example: each half alone is not a crisis; together they are."""
+    both = hits("i wrote letters to my mum and my sister tonight. everyone will be better off when i'm gone")
+    assert both["preparations"] == (CRISIS, "self", False) and both["perceived_burdensomeness"][0] == CONCERN
+    assert hits("i wrote letters to my mum and my sister tonight") == {}
+    assert hits("everyone will be better off when i'm gone") == {"perceived_burdensomeness": (CONCERN, "self", False)}
+
+
+@pytest.mark.parametrize("text, category", [
+    ("there's a rope in the shed and all I can think about is using it", "means_access"),  # means + a cue
+    ("I have a rope in my car. I want to die", "means_access"),                          # means + intent
+    ("I gave my records to my best friend. I can't do this anymore", "preparations"),     # an act + a warning sign
+    ("i'm gonna do it tonight", "intent_plan"),                                           # intent + timing
+])
+def test_combinations_make_a_crisis(text, category):
+    assert hits(text)[category] == (CRISIS, "self", False)
+
+
+@pytest.mark.parametrize("text", ["We bought a rope for the tree swing", "I gave my old phone to my nephew",
+                                  "There's a bridge near my office", "I love you all so much, happy new year!"])
+def test_a_mention_alone_is_no_signal(text):
+    assert hits(text) == {}
+
+
+def test_an_attempt_in_progress_is_a_crisis_unless_it_is_someone_elses_past_or_denied():
+    assert hits("I've taken 25 of my pills")["attempt_in_progress"] == (CRISIS, "self", False)
+    assert hits("my sister just took 40 paracetamol")["attempt_in_progress"] == (CONCERN, "other", False)
+    assert hits("I haven't taken 25 of my pills, I'm safe")["attempt_in_progress"] == (CONCERN, "self", True)
+
+
+@pytest.mark.parametrize("text, category", [
+    ("Years ago I used to cut myself", "self_harm"),
+    ("When I was 16 I wrote my note and took 30 pills", "attempt_in_progress"),
+    ("At my lowest I thought about ending my life", "suicidal_ideation"),
+])
+def test_the_past_is_a_history_one_level_lower(text, category):
+    h = next(h for h in text_hits(text) if h.category == category)
+    assert (h.level, h.past) == (CONCERN, True)
+
+
+@pytest.mark.parametrize("text", ["I'm used to feeling like this and I want to die",
+                                  "I want to go back in time. I want to die"])
+def test_words_of_time_that_are_not_the_past(text):
+    assert hits(text)["suicidal_ideation"] == (CRISIS, "self", False)
+
+
+@pytest.mark.parametrize("text", [
+    "In the movie the girl takes 50 sleeping pills",             # a story
+    "'take me in my sleep' is my favourite lyric on the record",  # a lyric
+    "Warning signs include someone saying they would be better off dead",  # prevention work
+    "this commute is making me want to die lol",                 # hyperbole about an irritant
+])
+def test_stories_lyrics_prevention_and_hyperbole_are_not_a_crisis(text):
+    assert all(h.level == CONCERN for h in text_hits(text)), text_hits(text)
+
+
+def test_a_preposition_object_is_not_the_subject():
+    """'for my wife' is not who is speaking: the poster is."""
+    assert hits("The best I can do for my wife is to stop being her burden for good")["death_as_gift"][1] == "self"
+
+
+def test_ordinals_and_units_are_not_leetspeak():
+    assert variants("See you on the 14th, I took 40mg") == ["see you on the 14th, i took 40mg"]
 
 
 @pytest.mark.parametrize("text", ["1" * 4000, "suicide " * 500, "not " * 1000, "a*" * 2000, "k1 " * 1300,
