@@ -160,3 +160,15 @@ def test_completion_only_loss_equals_the_full_logits_loss(tmp_path, base_model_d
                                                  ignore_index=-100)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     assert trainer._metrics["train"]["mean_token_accuracy"]  # the cheap metric is still logged
+
+
+def test_the_shipped_recipe_config_parses():
+    """The config of the shipped adapter (named in its manifest) must stay runnable as the code evolves."""
+    from trl import SFTConfig, TrlParser
+
+    from training.run_sft import SFTRunArguments
+
+    config = Path(__file__).resolve().parents[2] / "training" / "configs" / "sft_smollm2_v2.yaml"
+    run, cfg = TrlParser((SFTRunArguments, SFTConfig)).parse_args_and_config(["--config", str(config)])
+    assert run.direct_rows and run.label_weight > 1 and run.max_reasoning_tokens
+    assert run.use_peft and not run.merge_lora and cfg.bf16
