@@ -9,8 +9,9 @@ hash of the post (`part`, about half each): part A is where the lexicon was deve
 thresholds are fitted, part B is only measured. Report part B.
 Model source: `--model` (default: the embedded default model, as the service serves it) through vLLM and
 the service's own path (app.assessor.Assessor.risk_probabilities: label scoring without reasoning).
-Fit (part A): the thresholds of the two risk tasks (each one of the observed probabilities of the part's
-self-harm posts, or off) that maximise the model source's own recall while its flags on "no mental
+Fit (part A's posts that are the model's validation rows, `mental_r1.data.carved_split`: the rest of part
+A trains the model since v2): the thresholds of the two risk tasks (each one of the observed probabilities of
+the fitting rows' self-harm posts, or off) that maximise the model source's own recall while its flags on "no mental
 disorders" posts stay within what the text source leaves of --max-flag-rate (default 0.08: a margin under
 the 10 % target for a part of ~130 such posts), so the whole screen stays within it; ties go to fewer
 flags (`fit_thresholds` says why not the whole screen's recall). `--write-thresholds` records them for the
@@ -36,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from mental_r1.data import DataError, load_split, screen_part
+from mental_r1.data import DataError, carved_split, load_split, screen_part
 from mental_r1.metrics import auroc
 from mental_r1.screen import overall_level, text_signals
 from mental_r1.screen.model import MODEL_SCREEN, THRESHOLDS_FILE, model_key, write_model_screen
@@ -224,7 +225,10 @@ def main(argv: list[str] | None = None) -> None:
                                                 args.kv_cache_gib))
         for row, p in zip(rows, probs):
             row.probabilities = {t: round(v, 6) for t, v in p.items()}
-        thresholds = fit_thresholds([r for r in rows if r.part == "A"], args.max_flag_rate)
+        # fitted on part A's posts that the model never trained on: its validation rows (carved_split "val");
+        # the rest of part A is the model's training data, where its probabilities are over-confident
+        fit = [r for r, e in zip(rows, examples) if r.part == "A" and carved_split(e) == "val"]
+        thresholds = fit_thresholds(fit, args.max_flag_rate)
 
     results = {"model": model_name, "data": str(args.data_dir / "test" / "t-sid.csv"), "limit": args.limit,
                "max_flag_rate": args.max_flag_rate, "thresholds": thresholds,
@@ -239,7 +243,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.write_thresholds:
         b = results["parts"]["B"]["text + model"]
         write_model_screen(model_name, thresholds, {
-            "on": "t-sid test half, part A (training/screen_eval.py)", "max_flag_rate": args.max_flag_rate,
+            "on": "t-sid test half, part A, the model's validation posts (training/screen_eval.py)",
+            "max_flag_rate": args.max_flag_rate,
             "part_b": {"recall": b[RISK]["rate"], "flag_rate": {lab: b[lab]["rate"] for lab in OTHERS}},
             "date": datetime.date.today().isoformat(), "results": str(args.output)}, args.thresholds_file)
         print(f"\nwrote the thresholds of {model_name} to {args.thresholds_file}")
