@@ -102,7 +102,7 @@ def test_baselines_run_under_the_same_harness(tmp_path, data_dir, algorithm, los
 
 
 def hand_made_batch(trainer, tokenizer):
-    """Two prompts × two completions written in the contract's format (with EOS), advantages ±1."""
+    """Four completions of one prompt in the contract's format (with EOS): "yes" twice at +1, "no" twice at -1."""
     from training.prompts import build_prompt
     from training.stage_masks import stage_index_batch
 
@@ -113,7 +113,9 @@ def hand_made_batch(trainer, tokenizer):
     c = tokenizer([texts[0], texts[1], texts[1], texts[0]], add_special_tokens=False, return_tensors="pt",
                   padding=True, padding_side="right")
     batch = {"prompt_ids": p["input_ids"], "prompt_mask": p["attention_mask"], "completion_ids": c["input_ids"],
-             "completion_mask": c["attention_mask"], "advantages": torch.tensor([1.0, -1.0, 1.0, -1.0]),
+             # "yes" completions +1, "no" completions -1 (rows 0/3 and 1/2 are the same text: advantages of
+             # opposite sign on identical rows would cancel, leaving only floating-point noise as the gradient)
+             "completion_mask": c["attention_mask"], "advantages": torch.tensor([1.0, -1.0, -1.0, 1.0]),
              "num_items_in_batch": c["attention_mask"].sum()}
     with torch.no_grad():
         ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], 1)
@@ -287,7 +289,9 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
                             "--max_steps", "1", "--max_completion_length", "24", "--eval_every", "1",
                             "--eval_rows_per_dataset", "2", "--save_strategy", "no", "--learning_rate", "0.05"])
     assert cfg.rollout == "vllm" and cfg.bf16
-    trainer, _ = entry.build_trainer(run, cfg)
+    from training.run_log import JsonlMetricsCallback
+
+    trainer, _ = entry.build_trainer(run, cfg, [JsonlMetricsCallback(out / "metrics.jsonl")])
     try:
         texts = trainer.greedy_completions(trainer.validation.prompts[:2])  # builds the engine at step 0
         assert trainer._rollout.loaded_step == 0 and len(texts) == 2 and all(isinstance(t, str) for t in texts)
