@@ -1,6 +1,7 @@
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -85,8 +86,9 @@ def test_a_task_temperature_overrides_the_shared_one():
 
 
 def test_v1_shipped_file_loads_and_gives_v1_probabilities():
-    # the committed v1 calibration: T = 6.978970913603949 for every task, DR bias yes +0.842389831290191 / no -…
-    cal = load_calibration(ADAPTER_DIR)
+    # v1's shipped calibration (kept as docs/results/calibration_sft250.json): T = 6.978970913603949 for every
+    # task, DR bias yes +0.842389831290191 / no -…
+    cal = read_calibration(Path(__file__).resolve().parents[2] / "docs" / "results" / "calibration_sft250.json")
     t, b = 6.978970913603949, 0.842389831290191
     p = cal.probabilities("DR", {"yes": -3.0, "no": -5.5})
     # p(yes) = 1 / (1 + exp((-5.5 - (-3.0)) / T - 2b))
@@ -97,6 +99,13 @@ def test_v1_shipped_file_loads_and_gives_v1_probabilities():
     assert cal.task_temperature == {} and cal.label_set_threshold == {}
     assert cal.label_set("DR", p) == ["yes"]  # no conformal thresholds in v1: the label alone
     assert len(cal.label_bias) == 11
+
+
+def test_the_shipped_calibration_has_a_temperature_and_a_label_set_per_task():
+    cal = load_calibration(ADAPTER_DIR)
+    assert cal.task_temperature and all(t > 0 for t in cal.task_temperature.values())
+    assert set(cal.label_set_threshold) == set(cal.task_temperature)
+    assert not cal.label_bias  # v2 ships no label biases: they would overrule the label the reasoning led to
 
 
 def test_read_format_2(tmp_path):
