@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import uuid
 from collections.abc import Iterable, Mapping
@@ -43,6 +42,7 @@ from mental_r1.contract import (
     committed_completion,
     parse_completion,
 )
+from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
 from mental_r1.tasks import Task, get_task
@@ -127,46 +127,6 @@ def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num
         os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
 
 
-def branch_nodes(conts: list[list[int]]) -> dict[tuple[int, ...], list[int]]:
-    """The nodes of the continuations' token trie where they part ways: node (a token prefix) → its children
-    (the distinct next tokens, sorted), for the nodes with more than one child.
-
-    Only these carry information about which continuation the model prefers: under decoding constrained to
-    the continuations, a node with one child is followed by that child with probability 1. Every
-    continuation must end in a leaf: the end of a continuation is not a token, so a node where one ends and
-    another goes on could not be scored with logprob_token_ids (label_continuations all end with the same
-    closing tag, so for them it cannot happen)."""
-    children: dict[tuple[int, ...], set[int]] = {}
-    for c in conts:
-        for k in range(len(c)):
-            children.setdefault(tuple(c[:k]), set()).add(c[k])
-    inner = [i for i, c in enumerate(conts) if tuple(c) in children]
-    assert not inner, (f"continuation {inner[0]} ends where another goes on (it is a strict prefix of it): its "
-                       "end cannot be scored as a token; end every continuation with the same closing tag")
-    return {node: sorted(kids) for node, kids in children.items() if len(kids) > 1}
-
-
-def constrained_logprobs(conts: list[list[int]], table: dict[tuple[int, ...], dict[int, float]]) -> list[float]:
-    """log P(continuation) under decoding constrained to `conts`, per continuation.
-
-    `table`: branching node → the model's log P(token | prefix + node) for (at least) each of the node's
-    children, in any normalisation: only differences within a node matter. At each branching node the
-    children's log-probabilities are renormalised over the children (a log-softmax restricted to them); a
-    continuation's score is the sum of these terms along its path (the chain rule, where the nodes with one
-    child contribute log 1 = 0). The scores' exponentials sum to 1 over `conts`."""
-    norm = {}
-    for node, lps in table.items():
-        kids = [lps[k] for k in {c[len(node)] for c in conts if tuple(c[:len(node)]) == node}]
-        top = max(kids)
-        norm[node] = top + math.log(sum(math.exp(v - top) for v in kids))
-    return [sum(table[n][c[k]] - norm[n] for k in range(len(c)) if (n := tuple(c[:k])) in table) for c in conts]
-
-
-def label_continuations(task: Task) -> list[str]:
-    """What is scored at the commit point for each label: its sentence closing the mental_state stage."""
-    return [lab.text + "</mental_state>" for lab in task.labels]
-
-
 class ContextOverflow(ValueError):
     """The text leaves less than MIN_REASONING_TOKENS of reasoning in the model's context."""
 
@@ -205,7 +165,7 @@ class Assessor:
         and `<mental_state>`), the longest label continuation, and re-tokenization slack."""
         if task.id not in self._margins:
             tail = max(len(self._ids(f"</{stage}>\n{COMMIT_TAG}")) for stage in STAGE_NAMES)
-            label = max(len(self._ids(lab.text + "</mental_state>")) for lab in task.labels)
+            label = max(len(self._ids(c)) for c in label_continuations(task))
             self._margins[task.id] = tail + label + RETOKENIZE_SLACK
         return self._margins[task.id]
 
@@ -247,7 +207,7 @@ class Assessor:
         """log P(continuation | prefix) under decoding constrained to `continuations`, for every continuation:
         normalised over them (their exponentials sum to 1).
 
-        The continuations' token sequences form a trie; each branching node (branch_nodes) is one cheap
+        The continuations' token sequences form a trie (mental_r1/label_trie.py); each branching node is one cheap
         decode request over the cached prefix (`logprob_token_ids` = the node's children), all issued
         concurrently, and constrained_logprobs renormalises and chains them: one request for a yes/no
         task. (Prompt log-probabilities would recompute the whole prompt per label: vLLM skips the prefix
@@ -257,7 +217,7 @@ class Assessor:
         conts = [self._ids(c) for c in continuations]
         nodes = branch_nodes(conts)
         results = await asyncio.gather(*(
-            self._next_token_logprobs(prefix_ids + list(node), kids, f"{request_id}-n{i}")
+            self._next_token_logprobs(prefix_ids + list(node), list(kids), f"{request_id}-n{i}")
             for i, (node, kids) in enumerate(nodes.items())))
         return constrained_logprobs(conts, dict(zip(nodes, results)))
 

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import httpx
 
-from app.assessor import branch_nodes, constrained_logprobs, label_continuations
 from bench.provenance import provenance
 from bench.servers import REPO, EngineLimits, Proc, start_service, start_vllm_server
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
 from mental_r1.data import load_split
+from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
 from mental_r1.tasks import get_task
 
 

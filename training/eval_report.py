@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mental_r1.calibration import Calibration
+from mental_r1.calibration import Calibration, softmax
 from mental_r1.metrics import (
     accuracy,
     auroc,
@@ -38,9 +37,7 @@ def raw_confidence(p: Prediction) -> float | None:
     """The uncalibrated probability of the returned label: softmax of the label log-probabilities."""
     if not p.label_logprobs or p.label not in p.label_logprobs:
         return None
-    top = max(p.label_logprobs.values())
-    z = sum(math.exp(v - top) for v in p.label_logprobs.values())
-    return math.exp(p.label_logprobs[p.label] - top) / z
+    return softmax(p.label_logprobs)[p.label]
 
 
 def reasoning_report(preds: Sequence[Prediction]) -> dict:
@@ -48,12 +45,11 @@ def reasoning_report(preds: Sequence[Prediction]) -> dict:
     whose label is the raw model's own argmax (calibration did not overrule what the reasoning led to), and
     the share whose shown stages all end with a sentence end."""
     out: dict = {}
-    with_raw = [(raw_confidence(p), p.label == p.gold) for p in preds if raw_confidence(p) is not None]
-    if with_raw:
-        out["auroc_raw"] = auroc([c for c, _ in with_raw], [ok for _, ok in with_raw])
+    raw = [(p, c) for p in preds if (c := raw_confidence(p)) is not None]
+    if raw:
+        out["auroc_raw"] = auroc([c for _, c in raw], [p.label == p.gold for p, _ in raw])
         out["label_is_raw_argmax"] = sum(
-            p.label == max(p.label_logprobs, key=p.label_logprobs.get) for p in preds if p.label_logprobs
-        ) / len(with_raw)
+            p.label == max(p.label_logprobs, key=p.label_logprobs.get) for p, _ in raw) / len(raw)
     whole = [p.stages_whole for p in preds if p.stages_whole is not None]
     if whole:
         out["stages_whole_sentence_rate"] = sum(whole) / len(whole)

@@ -28,26 +28,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 import torch
 
 from mental_r1.contract import commit_prefix, label_continuation
-
-Node = tuple[int, ...]
-
-
-def branch_points(conts: Sequence[Sequence[int]]) -> dict[Node, tuple[int, ...]]:
-    """Trie node (the token prefix shared so far) → its children (sorted), for the nodes with > 1 child."""
-    children: dict[Node, set[int]] = {}
-    for c in conts:
-        if not c:
-            raise ValueError("an empty label continuation cannot be scored")
-        for k in range(len(c)):
-            children.setdefault(tuple(c[:k]), set()).add(c[k])
-    ends = {tuple(c) for c in conts}
-    if len(ends) != len(conts):
-        raise ValueError("two labels have the same token sequence; they cannot be told apart")
-    inner = [e for e in ends if e in children]
-    if inner:
-        raise ValueError(f"a label's tokens are a prefix of another's ({list(inner[0])}); constrained decoding "
-                         "could not tell where it ends")
-    return {node: tuple(sorted(kids)) for node, kids in children.items() if len(kids) > 1}
+from mental_r1.label_trie import Node, branch_nodes
 
 
 def probe_nodes(nodes: Mapping[Node, Sequence[int]]) -> list[Node]:
@@ -59,7 +40,7 @@ def probe_nodes(nodes: Mapping[Node, Sequence[int]]) -> list[Node]:
 def constrained_log_probs(conts: Sequence[Sequence[int]], node_logits: Mapping[Node, torch.Tensor]) -> torch.Tensor:
     """log P(label) of each continuation under decoding constrained to the label set (L,), from the full
     next-token logits (V,) at each branch point."""
-    nodes = branch_points(conts)
+    nodes = branch_nodes(conts)
     missing = [n for n in nodes if n not in node_logits]
     assert not missing, f"no logits for branch points {missing[:2]}"
     local = {n: torch.log_softmax(node_logits[n].float()[list(kids)], dim=-1) for n, kids in nodes.items()}
@@ -95,7 +76,7 @@ class LabelScorer:
         """(continuation ids, branch points, probes) of a label set, computed once."""
         if label_texts not in self._label_sets:
             conts = [self._ids(label_continuation(t)) for t in label_texts]
-            nodes = branch_points(conts)
+            nodes = branch_nodes(conts)
             self._label_sets[label_texts] = conts, nodes, probe_nodes(nodes)
         return self._label_sets[label_texts]
 

@@ -10,7 +10,7 @@ template + pre-filled `<think>\\n<stimulus>`):
   (`LABEL SENTENCE</mental_state>`) are tokenized apart, as the service scores them (app/assessor.py);
 - with `direct_rows`, a second row per example: prompt + `commit_prefix("")` (an empty reasoning), then the
   label continuation only. It trains the decision without reasoning: the crisis screen's model source reads
-  the model there, and evaluate.py's `--max-tokens 1` measures it.
+  the model there, and evaluate.py's `--max-tokens 0` measures it.
 The loss covers the targets only; tokens of the label continuation weigh `label_weight` times a reasoning
 token (the decision is ~10 of ~110 target tokens, so an unweighted loss is mostly the explanations'
 register), normalised by the summed weights. `balanced` spreads each dataset's rows over its tasks and labels.

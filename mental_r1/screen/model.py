@@ -5,7 +5,7 @@ How (app.assessor.Assessor.risk_probabilities): for each of the two tasks, the s
 (contract.build_prompt) is cut at the commit point of an *empty* reasoning (contract.commit_prefix(""): the
 stimulus stage closed at once, then `<mental_state>`, where the model writes its label sentence). One
 1-token request reads the log-probabilities of the tokens where the task's label sentences first diverge
-(the one branching node of assessor.branch_nodes: "This post shows| no / suicide / depression / PTSD",
+(the one branching node of label_trie.branch_nodes: "This post shows| no / suicide / depression / PTSD",
 "Yes / No|, the post …"), and `risk_probability` is their softmax (calibration.softmax, T = 1) at the risk
 label. No reasoning is generated, and the prompts share the post with the caller's own tasks.
 The calibration shipped with the model is not applied: it was fitted for whole label sentences after

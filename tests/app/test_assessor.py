@@ -4,46 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.assessor import branch_nodes, constrained_logprobs, cpu_threads_bind
-
-
-# ------------------------------------------------------------------------------------ branch-point math
-def test_branch_nodes_are_the_nodes_with_more_than_one_child():
-    # "a b c" and "a b d e": () and (a,) have one child, (a,b) branches, (a,b,d) has one child again
-    assert branch_nodes([[1, 2, 3], [1, 2, 4, 5]]) == {(1, 2): [3, 4]}
-    # three labels parting at two depths: the root, then under token 1
-    assert branch_nodes([[1, 2], [1, 3], [4, 5]]) == {(): [1, 4], (1,): [2, 3]}
-    # a single label: nothing to choose, nothing to score
-    assert branch_nodes([[7, 8]]) == {}
-
-
-@pytest.mark.parametrize("conts", [[[1, 2], [1, 2, 3]], [[], [1]], [[5, 1], [5, 1, 2], [5, 3]]])
-def test_a_continuation_that_ends_where_another_goes_on_is_refused(conts):
-    with pytest.raises(AssertionError, match="strict prefix"):
-        branch_nodes(conts)
-
-
-def test_constrained_logprobs_renormalise_over_each_nodes_children_and_chain():
-    # a = (1, 2), b = (1, 3), c = (4, 5). Root children: P(1) = .5, P(4) = .2 → constrained 5/7, 2/7;
-    # node (1,): P(2) = .3, P(3) = .1 → 3/4, 1/4; node (4,) has one child (5): probability 1.
-    # a = 5/7 · 3/4 = 15/28, b = 5/7 · 1/4 = 5/28, c = 2/7 = 8/28
-    conts = [[1, 2], [1, 3], [4, 5]]
-    table = {(): {1: math.log(0.5), 4: math.log(0.2)}, (1,): {2: math.log(0.3), 3: math.log(0.1)}}
-    got = constrained_logprobs(conts, table)
-    assert got == pytest.approx([math.log(15 / 28), math.log(5 / 28), math.log(8 / 28)])
-    assert sum(map(math.exp, got)) == pytest.approx(1.0)
-    # only differences within a node matter: shifting one node's log-probs changes nothing, and tokens that
-    # are not children (vLLM's sampled token, listed beside the requested ones) do not count
-    shifted = {(): {t: v - 3.0 for t, v in table[()].items()}, (1,): {**table[(1,)], 99: math.log(0.6)}}
-    assert constrained_logprobs(conts, shifted) == pytest.approx(got)
-
-
-def test_one_branching_node_is_a_softmax_over_its_children():
-    conts = [[9, 1, 7], [9, 2, 7]]  # shared start, one choice, shared end
-    (node,) = branch_nodes(conts)
-    a, b = constrained_logprobs(conts, {node: {1: -1.2, 2: -2.9}})
-    assert a == pytest.approx(-1.2 - math.log(math.exp(-1.2) + math.exp(-2.9)))
-    assert math.exp(a) + math.exp(b) == pytest.approx(1.0)
+from app.assessor import cpu_threads_bind
 
 
 # ----------------------------------------------------------------------- the engine requests an assessment sends
@@ -97,8 +58,9 @@ def trie_branchings(conts: list[list[int]]) -> int:
 
 @pytest.mark.parametrize("task_id, branchings", [("DR", 1), ("SAD", 2), ("CAMS", 2), ("t-sid", 1)])
 def test_an_assessment_is_one_generation_and_one_request_per_branching_node(tokenizer, task_id, branchings):
-    from app.assessor import Assessor, GenerationOptions, label_continuations
+    from app.assessor import Assessor, GenerationOptions
     from mental_r1.contract import commit_prefix
+    from mental_r1.label_trie import label_continuations
     from mental_r1.tasks import TASKS
 
     task = TASKS[task_id]
@@ -125,8 +87,9 @@ def test_an_assessment_is_one_generation_and_one_request_per_branching_node(toke
 def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
     where the labels part ways; P(risk label) is their renormalised probability (no engine: a recording one)."""
-    from app.assessor import Assessor, label_continuations
+    from app.assessor import Assessor
     from mental_r1.contract import build_prompt, commit_prefix
+    from mental_r1.label_trie import label_continuations
     from mental_r1.screen.model import MODEL_SCREEN
     from mental_r1.tasks import TASKS
 
@@ -192,8 +155,9 @@ def test_engine_scoring_matches_constrained_decoding_from_full_logits(tmp_path, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from app.assessor import Assessor, build_engine, label_continuations
+    from app.assessor import Assessor, build_engine
     from mental_r1.contract import build_prompt, commit_prefix
+    from mental_r1.label_trie import label_continuations
     from mental_r1.tasks import TASKS
     from training.models import build_tiny_model
 

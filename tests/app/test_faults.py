@@ -130,7 +130,7 @@ def test_killed_api_process_leaves_no_engine_processes_behind(tmp_path, tiny_mod
 
 def trie_nodes(tokenizer, task) -> int:
     """Scoring requests the Assessor sends for a task: one per branching node of the label-sentence token trie."""
-    from app.assessor import branch_nodes, label_continuations
+    from mental_r1.label_trie import branch_nodes, label_continuations
 
     return len(branch_nodes([tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]))
 

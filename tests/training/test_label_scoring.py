@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from mental_r1.contract import commit_prefix, format_completion, label_continuation
+from mental_r1.label_trie import branch_nodes
 from mental_r1.tasks import TASKS, get_task
-from training.label_scoring import LabelScorer, branch_points, constrained_log_probs, probe_nodes
+from training.label_scoring import LabelScorer, constrained_log_probs, probe_nodes
 from training.prompts import build_prompt
 
 V = 10
@@ -23,8 +24,8 @@ def logits(**values: float) -> torch.Tensor:
 def test_constrained_probabilities_by_hand():
     # trie: root → {5, 7}; (5,) → {1, 3}; (5, 1) → {2} (a single child: probability 1, never scored)
     conts = [[5, 1, 2], [5, 3], [7]]
-    assert branch_points(conts) == {(): (5, 7), (5,): (1, 3)}
-    assert probe_nodes(branch_points(conts)) == [(5,)]
+    assert branch_nodes(conts) == {(): (5, 7), (5,): (1, 3)}
+    assert probe_nodes(branch_nodes(conts)) == [(5,)]
     node_logits = {(): logits(t5=math.log(3.0), t7=0.0),  # P(5) = 3/4, P(7) = 1/4
                    (5,): logits(t1=0.0, t3=math.log(2.0))}  # P(1 | 5) = 1/3, P(3 | 5) = 2/3
     p = constrained_log_probs(conts, node_logits).exp()
@@ -34,16 +35,16 @@ def test_constrained_probabilities_by_hand():
 
 def test_label_sets_that_cannot_be_scored():
     with pytest.raises(ValueError, match="prefix of another"):
-        branch_points([[1, 2], [1, 2, 3]])
+        branch_nodes([[1, 2], [1, 2, 3]])
     with pytest.raises(ValueError, match="same token sequence"):
-        branch_points([[1, 2], [1, 2]])
+        branch_nodes([[1, 2], [1, 2]])
 
 
 def test_every_imhi_task_needs_one_probe(tokenizer):
     """yes/no tasks part at the first label token; the others part twice on one path: one forward each."""
     for task in TASKS.values():
         conts = [tokenizer(label_continuation(lab.text), add_special_tokens=False)["input_ids"] for lab in task.labels]
-        nodes = branch_points(conts)
+        nodes = branch_nodes(conts)
         assert len(probe_nodes(nodes)) == 1, task.id
         if set(task.label_names) == {"yes", "no"}:
             assert list(nodes) == [()], task.id
