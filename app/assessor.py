@@ -19,6 +19,12 @@ Both the service and `training/evaluate.py` use this class, so evaluation number
 3. Complete: the mental_state stage and the answer are written from the chosen label
    (contract.committed_completion); the format report describes what the model generated.
 
+A model's calibration may name a decision rule per task (mental_r1/decision.py, chosen on validation by
+training/decision_sweep.py): then step 2 also scores the labels at an empty reasoning's commit point (the
+direct decision) and step 1 also samples a few seeded reasonings, each scored at its own commit point; the
+label distribution is the rule's mixture of those, and the reasoning shown is the candidate whose commit point
+best supports the chosen label (`candidates`, `decide`). Without a rule: the greedy reasoning alone, as above.
+
 The crisis screen's model source (`risk_probabilities`, mental_r1/screen/model.py) reuses the scoring step
 alone: no reasoning, one 1-token request per risk task (t-sid and Irf each branch once), on every request
 whatever its tasks.
@@ -42,6 +48,7 @@ from mental_r1.contract import (
     committed_completion,
     parse_completion,
 )
+from mental_r1.decision import DecisionRule, decide
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
 from mental_r1.schemas import TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
@@ -57,7 +64,15 @@ CPU_BLOCK_SIZE = 32
 # budget is shortened to what fits, but never below MIN_REASONING_TOKENS (the API's smallest max_tokens);
 # a text that leaves less than that is refused (ContextOverflow → 422), before any engine work.
 MIN_REASONING_TOKENS = 32
-RETOKENIZE_SLACK = 8  # re-tokenizing the generated text may split it differently from the generated tokens
+RETOKENIZE_SLACK = 8
+SAMPLE_TOP_P = 0.95  # nucleus for the sampled reasoning candidates of a decision rule (mental_r1/decision.py)  # re-tokenizing the generated text may split it differently from the generated tokens
+
+
+@dataclass(frozen=True)
+class Candidates:
+    prompt_ids: list[int]
+    direct: dict[str, float] | None  # label → log-probability at the empty reasoning's commit point
+    reasonings: list[tuple[str, int, dict[str, float]]]  # (generated text, tokens, commit-point scores); 0 = greedy
 
 
 @dataclass(frozen=True)
@@ -236,24 +251,60 @@ class Assessor:
         probs = await asyncio.gather(*(one(i, get_task(t)) for i, t in enumerate(task_ids)))
         return dict(zip(task_ids, probs))
 
-    async def assess(self, text: str, task: Task, opts: GenerationOptions,
-                     request_id: str | None = None) -> TaskAssessment:
+    async def _reasoning(self, prompt_ids: list[int], max_tokens: int, temperature: float, top_p: float,
+                         seed: int | None, request_id: str) -> tuple[str, int]:
+        """One reasoning up to the commit point (or the budget): its text and its number of tokens."""
         from vllm import SamplingParams
 
+        gen = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                             stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
+        out = (await self._final(prompt_ids, gen, request_id)).outputs[0]
+        return out.text, len(out.token_ids)
+
+    async def _scored(self, prompt_ids: list[int], generated: str, task: Task, request_id: str) -> dict[str, float]:
+        """label → normalised log-probability at the commit point of `generated` ("" = the direct decision)."""
+        logps = await self.label_logprobs(prompt_ids + self._ids(commit_prefix(generated)),
+                                          label_continuations(task), request_id)
+        return dict(zip(task.label_names, logps))
+
+    async def candidates(self, text: str, task: Task, opts: GenerationOptions, *, samples: int = 0,
+                         direct: bool = False, request_id: str | None = None) -> Candidates:
+        """What a decision rule needs (mental_r1/decision.py): the direct scores (when `direct`), and the
+        reasoning candidates with their commit-point scores: the reasoning of `opts` (greedy by default) first,
+        then `samples` sampled at the calibration's sample temperature, seeded (the same post gets the same
+        candidates). All requests run concurrently and share the prompt's prefix cache.
+        `opts.max_tokens == 0` means no reasoning: one candidate, the empty reasoning (the direct decision)."""
         rid = request_id or uuid.uuid4().hex
         prompt_ids = self._prompt_ids(text, task)
         max_tokens = self._budget(text, task, prompt_ids, opts.max_tokens)
-        if max_tokens == 0:  # no reasoning: commit at once (evaluate.py --max-tokens 0: the direct decision)
-            generated, n_generated = "", 0
-        else:
-            gen = SamplingParams(max_tokens=max_tokens, temperature=opts.temperature, top_p=opts.top_p,
-                                 seed=opts.seed, stop=[COMMIT_TAG, "</answer>"], include_stop_str_in_output=True)
-            out = (await self._final(prompt_ids, gen, f"{rid}-gen")).outputs[0]
-            generated, n_generated = out.text, len(out.token_ids)
-        prefix = commit_prefix(generated)
 
-        logps = await self.label_logprobs(prompt_ids + self._ids(prefix), label_continuations(task), f"{rid}-score")
-        raw = dict(zip(task.label_names, logps))
+        async def reasoning(i: int) -> tuple[str, int, dict[str, float]]:
+            if max_tokens == 0:
+                generated, n = "", 0
+            elif i == 0:
+                generated, n = await self._reasoning(prompt_ids, max_tokens, opts.temperature, opts.top_p, opts.seed,
+                                                     f"{rid}-gen")
+            else:
+                generated, n = await self._reasoning(prompt_ids, max_tokens, self.calibration.sample_temperature,
+                                                     SAMPLE_TOP_P, (opts.seed or 0) + i, f"{rid}-gen{i}")
+            return generated, n, await self._scored(prompt_ids, generated, task, f"{rid}-score{i}")
+
+        jobs = [reasoning(i) for i in range(1 + (samples if max_tokens else 0))]
+        if direct and max_tokens:
+            jobs.append(self._scored(prompt_ids, "", task, f"{rid}-direct"))
+        results = await asyncio.gather(*jobs)
+        direct_scores = results.pop() if direct and max_tokens else (results[0][2] if direct else None)
+        return Candidates(prompt_ids, direct_scores, results)
+
+    async def assess(self, text: str, task: Task, opts: GenerationOptions,
+                     request_id: str | None = None) -> TaskAssessment:
+        rule = self.calibration.decision_for(task.id) if opts.max_tokens else DecisionRule()
+        cands = await self.candidates(text, task, opts, samples=rule.samples, direct=rule.needs_direct,
+                                      request_id=request_id)
+        decision = decide(rule, cands.direct, [scores for _, _, scores in cands.reasonings])
+        generated = cands.reasonings[decision.shown][0]
+        prefix = commit_prefix(generated)
+        raw = decision.logprobs
         probs = self.calibration.probabilities(task.id, raw)
         label = max(probs, key=probs.get)
         # what the model generated decides the format report: a completion that reached the commit point is
@@ -265,7 +316,7 @@ class Assessor:
             task=task.id, question=task.question, label=label, label_text=task.label(label).text,
             confidence=probs[label], probabilities=probs, label_logprobs=raw,
             label_set=self.calibration.label_set(task.id, probs),
-            stages=stage_texts(parsed), format_valid=not issues,
+            stages=stage_texts(parsed), reasoning_agrees=decision.agrees, format_valid=not issues,
             format_issues=[i.describe() for i in issues],
-            usage=Usage(prompt_tokens=len(prompt_ids), completion_tokens=n_generated),
+            usage=Usage(prompt_tokens=len(cands.prompt_ids), completion_tokens=sum(n for _, n, _ in cands.reasonings)),
         )

@@ -25,6 +25,10 @@ validation rows, so that the set {labels with p >= τ} contains the true label f
 q = the ceil((n + 1)(1 - alpha))-th smallest score and τ = 1 - q, i.e. τ = the ceil((n + 1)(1 - alpha))-th
 largest true-label probability (`conformal_threshold`, computed in probability space so that the row
 which sets τ clears it exactly). The most probable label is always in the set (`label_set`).
+
+Per task, the file may also name a decision rule (`tasks.<id>.decision`: `direct_weight`, `samples`;
+mental_r1/decision.py) and, at the top level, the `sample_temperature` of its sampled reasonings: the
+log-probabilities this calibration was fitted on are the rule's mixture. No rule: greedy reasoning.
 """
 
 from __future__ import annotations
@@ -35,8 +39,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mental_r1.decision import DecisionRule
+
 CALIBRATION_FILE = "calibration.json"
 DEFAULT_ALPHA = 0.1  # conformal label sets cover the true label for 90 % of posts
+DEFAULT_SAMPLE_TEMPERATURE = 0.8
 
 
 def softmax(scores: dict[str, float], temperature: float = 1.0) -> dict[str, float]:
@@ -128,6 +135,13 @@ class Calibration:
     label_bias: dict[str, dict[str, float]] = field(default_factory=dict)
     task_temperature: dict[str, float] = field(default_factory=dict)
     label_set_threshold: dict[str, float] = field(default_factory=dict)
+    decision: dict[str, DecisionRule] = field(default_factory=dict)  # per task id; default: greedy reasoning
+    sample_temperature: float = DEFAULT_SAMPLE_TEMPERATURE  # of the rules' sampled reasonings
+
+    def decision_for(self, task_id: str) -> DecisionRule:
+        """How the task's label distribution is formed (mental_r1/decision.py); the temperatures, biases and
+        thresholds of this file were fitted on the distribution that rule gives."""
+        return self.decision.get(task_id, DecisionRule())
 
     def temperature_for(self, task_id: str) -> float:
         return self.task_temperature.get(task_id, self.temperature)
@@ -154,8 +168,13 @@ def read_calibration(path: str | Path) -> Calibration:
         return t
 
     bias = {task: dict(b) for task, b in (data.get("label_bias") or {}).items()}
-    temps, thresholds = {}, {}
+    temps, thresholds, rules = {}, {}, {}
     for task, entry in (data.get("tasks") or {}).items():
+        if entry.get("decision"):
+            try:
+                rules[task] = DecisionRule(**entry["decision"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"{path}: task {task}: bad decision rule {entry['decision']!r}: {e}") from None
         if "temperature" in entry:
             temps[task] = positive(entry["temperature"], f"task {task}: ")
         if entry.get("label_bias"):
@@ -167,7 +186,8 @@ def read_calibration(path: str | Path) -> Calibration:
             if not 0 <= tau <= 1:
                 raise ValueError(f"{path}: task {task}: label-set threshold must be in [0, 1], got {tau}")
             thresholds[task] = float(tau)
-    return Calibration(positive(data["temperature"], ""), bias, temps, thresholds)
+    sample_t = positive(data.get("sample_temperature", DEFAULT_SAMPLE_TEMPERATURE), "sample ")
+    return Calibration(positive(data["temperature"], ""), bias, temps, thresholds, rules, sample_t)
 
 
 def load_calibration(model_dir: str | Path) -> Calibration:

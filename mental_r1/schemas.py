@@ -115,10 +115,16 @@ class TaskAssessment(BaseModel):
         "default coverage of training/fit_calibration.py); "
         "`label` always comes first. Just [`label`] when the model has no threshold for the task (default)."))
     label_logprobs: dict[str, float] = Field(description=(
-        "Label → the model's log-probability of the label sentence opening its mental_state stage, given its "
-        "reasoning, under decoding constrained to the task's label sentences: normalised over the label set "
-        "(uncalibrated; `probabilities` is their softmax with the model's calibration)."))
+        "Label → the model's log-probability of the label sentence opening its mental_state stage, under decoding "
+        "constrained to the task's label sentences, normalised over the label set (uncalibrated; `probabilities` is "
+        "their softmax with the model's calibration). By default given the shown reasoning; a model whose "
+        "calibration names a decision rule for the task mixes the label scored with no reasoning and after several "
+        "reasonings (mental_r1/decision.py)."))
     stages: list[StageText]
+    reasoning_agrees: bool = Field(default=True, description=(
+        "Whether the shown reasoning, on its own, leads the model to `label` (its commit point prefers it). Always "
+        "true for the default rule; under a decision rule the reasoning shown is the candidate that best supports "
+        "the label, and this is false when none of the candidates does."))
     format_valid: bool
     format_issues: list[str]
     usage: Usage

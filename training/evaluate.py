@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     results["pooled"]["temperature"] = calibration.temperature
     results.update(model=str(args.model), split=args.split, limit=args.limit, seed=args.seed,
                    max_tokens=args.max_tokens, wall_time_s=wall,
+                   **({"decision": {"sample_temperature": calibration.sample_temperature,
+                                    "tasks": {t: r.to_json() for t, r in sorted(calibration.decision.items())}}}
+                      if calibration.decision else {}),
                    predictions=[{"dataset": p.dataset, "task": p.task, "gold": p.gold, "label": p.label,
                                  "format_valid": p.format_valid, "label_logprobs": p.label_logprobs,
                                  "label_set": None if p.label_set is None else list(p.label_set)}

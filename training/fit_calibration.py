@@ -330,11 +330,14 @@ def fit_main(args) -> None:
            "fitted_on": f"{results.get('split')} split, datasets {', '.join(names)}: {len(flat)} rows "
                         f"(limit {results.get('limit')}, seed {results.get('seed')}) of {results.get('model')}",
            "source": str(args.results.resolve()),
+           **({"sample_temperature": results["decision"]["sample_temperature"]} if results.get("decision") else {}),
            "cross_validated": {name: {"average_weighted_f1": r["average_weighted_f1"],
                                       "weighted_f1": {n: r["datasets"][n]["weighted_f1"] for n in names},
                                       **{k: v for k, v in r["pooled"].items() if k != "n"}}
                                for name, r in table.items()},
            "report": report}
+    for task, rule in ((results.get("decision") or {}).get("tasks") or {}).items():  # decision_sweep.py's rules
+        tasks.setdefault(task, {})["decision"] = rule
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2))
     own = sorted(cal.task_temperature)

@@ -178,6 +178,8 @@
       })),
       el("h4", {}, "Reasoning in five appraisal stages"),
       a.stages.map(stageBlock),
+      a.reasoning_agrees === false ? el("p", { class: "issues" },
+        "None of the model's reasonings for this post led to this label on its own: read the stages with care.") : null,
       a.format_valid ? null : el("p", { class: "issues" },
         "The model's output departed from the expected format: " + a.format_issues.join("; ") + "."));
   }

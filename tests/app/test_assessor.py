@@ -84,6 +84,60 @@ def test_an_assessment_is_one_generation_and_one_request_per_branching_node(toke
     assert set(a.label_logprobs) == set(task.label_names) and a.label in task.label_names
 
 
+
+class SeededEngine(RecordingEngine):
+    """A recording engine whose generation depends on the request's seed (None = greedy)."""
+
+    def __init__(self, logprob, texts):
+        super().__init__(logprob)
+        self.texts = texts
+
+    async def generate(self, prompt_ids, params, request_id):
+        if not params.logprob_token_ids:
+            self.generated = self.texts[params.seed]
+        async for out in super().generate(prompt_ids, params, request_id):
+            yield out
+
+
+def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_that_agrees(tokenizer):
+    """DR with the rule (direct weight 1, 2 samples): one greedy and two seeded sampled generations, each scored
+    at its own commit point, plus the direct scoring; the label is the direct one and the stages shown are
+    those of the sampled reasoning whose commit point prefers it."""
+    from app.assessor import SAMPLE_TOP_P, Assessor, GenerationOptions
+    from mental_r1.calibration import Calibration
+    from mental_r1.contract import commit_prefix
+    from mental_r1.decision import DecisionRule
+    from mental_r1.label_trie import label_continuations
+    from mental_r1.tasks import TASKS
+
+    task = TASKS["DR"]
+    texts = {None: "They are fine.</stimulus>\n", 1: "They cry daily.</stimulus>\n",
+             2: "They sleep badly.</stimulus>\n"}
+    conts = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]
+    k = next(k for k in range(len(conts[0])) if conts[0][k] != conts[1][k])
+    yes_tok = conts[task.label_names.index("yes")][k]
+    ids = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    p_yes = {tuple(ids(commit_prefix(""))): 0.8, tuple(ids(commit_prefix(texts[None]))): 0.3,
+             tuple(ids(commit_prefix(texts[1]))): 0.9, tuple(ids(commit_prefix(texts[2]))): 0.6}
+
+    def logprob(prefix, tok):
+        p = next(v for tail, v in sorted(p_yes.items(), key=lambda kv: -len(kv[0]))  # the longest matching prefix
+                 if tuple(prefix[len(prefix) - k - len(tail):len(prefix) - k]) == tail)
+        return math.log(p if tok == yes_tok else 1 - p)
+
+    engine = SeededEngine(logprob, texts)
+    cal = Calibration(decision={"DR": DecisionRule(direct_weight=1.0, samples=2)}, sample_temperature=0.7)
+    a = asyncio.run(Assessor(engine, tokenizer, cal, max_model_len=2048).assess(
+        "I have not slept in weeks.", task, GenerationOptions(max_tokens=64), "r"))
+    gens = [(params, rid) for _, params, rid in engine.requests if not params.logprob_token_ids]
+    assert sorted(rid for _, rid in gens) == ["r-gen", "r-gen1", "r-gen2"]
+    sampled = [params for params, rid in gens if rid != "r-gen"]
+    assert {p.seed for p in sampled} == {1, 2} and {(p.temperature, p.top_p) for p in sampled} == {(0.7, SAMPLE_TOP_P)}
+    assert len(engine.requests) == 3 + 4  # three generations, four scorings (three reasonings + direct)
+    assert a.label == "yes" and math.exp(a.label_logprobs["yes"]) == pytest.approx(0.8)  # the direct decision
+    assert a.stages[0].text == "They cry daily."  # the candidate whose commit point gives "yes" 0.9
+    assert a.usage.completion_tokens == 3 * 7
+
 def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
     where the labels part ways; P(risk label) is their renormalised probability (no engine: a recording one)."""

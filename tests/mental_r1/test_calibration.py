@@ -129,6 +129,24 @@ def test_read_format_2(tmp_path):
         read_calibration(f)
 
 
+
+def test_read_decision_rules(tmp_path):
+    from mental_r1.decision import DecisionRule
+
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps({"temperature": 2.0, "sample_temperature": 0.7, "tasks": {
+        "DR": {"temperature": 3.0, "decision": {"direct_weight": 0.75, "samples": 3}}}}))
+    cal = read_calibration(f)
+    assert cal.decision_for("DR") == DecisionRule(0.75, 3) and cal.sample_temperature == 0.7
+    assert cal.decision_for("SAD") == DecisionRule()  # no rule: the greedy reasoning decides
+    for bad in ({"direct_weight": 2}, {"samples": -1}, {"votes": 3}):
+        f.write_text(json.dumps({"temperature": 1.0, "tasks": {"DR": {"decision": bad}}}))
+        with pytest.raises(ValueError, match="task DR: bad decision rule"):
+            read_calibration(f)
+    f.write_text(json.dumps({"temperature": 1.0, "sample_temperature": 0}))
+    with pytest.raises(ValueError, match="sample temperature"):
+        read_calibration(f)
+
 # -------------------------------------------------------------------------------------------- conformal sets
 def test_conformal_threshold_by_hand():
     true_p = [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1]
