@@ -45,7 +45,6 @@ from contextlib import contextmanager
 from typing import ClassVar
 
 import torch
-import transformers
 import trl
 import trl.trainer.utils as trl_utils
 from transformers import GenerationConfig, TrainerCallback
@@ -60,7 +59,7 @@ from training.label_scoring import LabelScorer, eval_mode
 from training.rewards import LabelProbReward, answer_stats
 from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
-from training.validation import ValidationCallback
+from training.validation import ValidationMixin
 
 TRL_VERSION = "1.16.0"
 
@@ -92,7 +91,7 @@ class _UpdateGate(TrainerCallback):
         self.trainer._gate_update()
 
 
-class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
+class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
     _tag_names: ClassVar[list[str]] = ["trl", "grpo", "crpo", "mental-r1"]
 
     def __init__(self, *args, validation: tuple[Sequence[Example], Sequence[str]] | None = None, **kwargs):
@@ -117,10 +116,7 @@ class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
             if isinstance(func, LabelProbReward):
                 func.bind(lambda: self.model, self.accelerator.autocast)
         self.add_callback(_UpdateGate(self))
-        self.validation: ValidationCallback | None = None
-        if validation is not None and self.args.eval_every > 0:
-            self.validation = ValidationCallback(self, *validation)
-            self.add_callback(self.validation)
+        self.attach_validation(validation)
 
     # ------------------------------------------------------------------------------------------ rollouts
 
@@ -180,13 +176,6 @@ class CRPOTrainer(AtomicCheckpointMixin, GRPOTrainer):
                                            [[lab.text for lab in ex.task.labels] for ex in examples],
                                            autocast=self.accelerator.autocast)
         return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
-
-    def log_outside_step(self, metrics: dict[str, float]) -> None:
-        """A log row of its own (validation), leaving the step's accumulated training metrics to their row.
-        Logging clears `control.should_log`; the step's own row is still due, so the flag is put back."""
-        should_log = self.control.should_log
-        transformers.Trainer.log(self, dict(metrics))
-        self.control.should_log = should_log
 
     # ------------------------------------------------------------------------------- rewards and signal
 

@@ -18,7 +18,10 @@ Rows that do not fit `max_length`, and explanations of fewer than three sentence
 
 Full fine-tuning by default; `--use_peft` trains a LoRA adapter (peft) and, unless `--merge_lora false`,
 merges it into the base weights so `final/` is a full checkpoint that transformers and vLLM load. Outputs
-as in run_crpo.py: `checkpoint-N/` (resumable), `metrics.jsonl`, `final/`.
+as in run_crpo.py: `checkpoint-N/` (resumable), `metrics.jsonl`, `final/`. With `eval_every` > 0 the direct
+decision is validated every N steps on val rows (`val/...` rows in metrics.jsonl: weighted F1 per dataset,
+their average, predicted vs gold "yes" share), `validation.json` and `best/` are written as RL writes them,
+and final/ holds the best validation's weights.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,15 +44,17 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 from mental_r1.contract import COMMIT_TAG, commit_prefix, label_continuation, parse_completion
-from mental_r1.data import load_split
+from mental_r1.data import Example, load_split
 from mental_r1.publish import publish_folder
 from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
 from training.config import RunArguments
 from training.export import export_checkpoint, metrics_table, versions
+from training.label_scoring import LabelScorer
 from training.models import build_tiny_model, resolve_model_path
 from training.prompts import prompt_for, select_examples
 from training.run_log import JsonlMetricsCallback, final_metrics, read_jsonl
 from training.sft_targets import sft_target
+from training.validation import ValidationMixin, validation_examples
 
 log = logging.getLogger("training.run_sft")
 
@@ -76,14 +82,48 @@ class SFTRunArguments(RunArguments):
         "help": "Merge the adapter into the weights so final/ is a full checkpoint; false saves the adapter."})
 
 
-class ColdStartSFTTrainer(AtomicCheckpointMixin, SFTTrainer):
-    """TRL's SFTTrainer with two changes: checkpoints get a completion marker (training/checkpoints.py), and
-    the loss projects only the completion positions through the LM head.
+@dataclass
+class ColdStartSFTConfig(SFTConfig):
+    """TRL's SFTConfig + the periodic validation of the decision (training/validation.py)."""
+
+    eval_every: int = field(default=0, metadata={
+        "help": "Validate every N optimizer steps (and at the start and the last step): the direct decision "
+                "(labels scored at an empty reasoning's commit point, from the model's logits) on val rows of "
+                "every trained dataset; keeps the best weights by average weighted F1 (final/ is built from them) "
+                "and stops early after eval_patience validations below the best. 0 disables."})
+    eval_rows_per_dataset: int = field(default=40, metadata={
+        "help": "Validation rows per trained dataset (the first N after evaluate.py's seeded shuffle, seed 0)."})
+    eval_patience: int = field(default=0, metadata={
+        "help": "Stop when this many validations in a row score below the best one (0: never stop early)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.eval_every < 0 or self.eval_rows_per_dataset < 1 or self.eval_patience < 0:
+            raise ValueError("eval_every and eval_patience must be >= 0 and eval_rows_per_dataset >= 1")
+
+
+class ColdStartSFTTrainer(ValidationMixin, AtomicCheckpointMixin, SFTTrainer):
+    """TRL's SFTTrainer with three changes: checkpoints get a completion marker (training/checkpoints.py),
+    the loss projects only the completion positions through the LM head, and (with `eval_every`) the direct
+    decision is validated on schedule, the best weights kept (training/validation.py).
 
     Why the loss: on CPU, TRL 1.16's fused LM head scores *every* position (its compact path is Triton-only)
     and computes the full-vocabulary entropy of each for its logs. Here ~3/4 of a row is prompt, and the LM
     head is 576 x 49,152, so that is most of the head's work for nothing (bench/sft_step.py measures it).
     """
+
+    def __init__(self, *args, validation: tuple[Sequence[Example], Sequence[str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._scorer = LabelScorer(self.processing_class)
+        self.attach_validation(validation)
+
+    def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
+        """The direct decision for each prompt: the most probable label at an empty reasoning's commit point
+        (what evaluate.py --max-tokens 0 measures; no generation, so a validation costs one forward per row)."""
+        probs = self._scorer.probabilities(self.model, prompts, [""] * len(prompts),
+                                           [[lab.text for lab in ex.task.labels] for ex in examples],
+                                           autocast=self.accelerator.autocast)
+        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # a caller that wants the outputs (Trainer's prediction step): TRL's own loss
@@ -176,7 +216,7 @@ def sft_rows(tokenizer, examples, run: SFTRunArguments, max_length: int) -> tupl
 
 
 def main(argv: list[str] | None = None) -> Path:
-    run, cfg = TrlParser((SFTRunArguments, SFTConfig)).parse_args_and_config(argv)
+    run, cfg = TrlParser((SFTRunArguments, ColdStartSFTConfig)).parse_args_and_config(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if run.data_dir is None:
         raise SystemExit("error: no data; pass --data-dir (an IMHI folder: the targets need its explanations)")
@@ -206,11 +246,22 @@ def main(argv: list[str] | None = None) -> Path:
     jsonl = out_dir / "metrics.jsonl"
     cfg.remove_unused_columns = False  # keep `weights` for compute_loss
     cfg.dataset_kwargs = {**(cfg.dataset_kwargs or {}), "skip_prepare_dataset": True}  # rows are token ids
+    validation = None
+    if cfg.eval_every > 0:
+        val = validation_examples(run.data_dir, sorted({e.dataset for e in examples}), cfg.eval_rows_per_dataset)
+        if not val:
+            raise SystemExit(f"error: no validation rows in {run.data_dir} for the trained datasets; add a val split "
+                             "or set eval_every: 0")
+        validation = (val, [prompt_for(tokenizer, ex, run.max_prompt_tokens) for ex in val])
+        log.info("validating the direct decision every %d steps on %d val rows", cfg.eval_every, len(val))
     trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                                   processing_class=tokenizer, peft_config=peft_config,
                                   data_collator=lambda batch: pad_rows(batch, tokenizer.pad_token_id),
-                                  callbacks=[JsonlMetricsCallback(jsonl)])
+                                  callbacks=[JsonlMetricsCallback(jsonl)], validation=validation)
     trainer.train(resume_from_checkpoint=checkpoint)
+    best = trainer.validation.restore_best() if trainer.validation else None  # every process
+    if best:
+        log.info("final/ holds the weights of step %d (validation %.2f)", best["step"], best["score"])
     final_dir = out_dir / "final"
     if not trainer.is_world_process_zero():
         return final_dir
@@ -218,6 +269,8 @@ def main(argv: list[str] | None = None) -> Path:
     metrics = final_metrics(read_jsonl(jsonl))
     record = {"run": dataclasses.asdict(run), "trainer": cfg.to_dict(), "model_source": str(model_path),
               "resumed_from": checkpoint, "global_step": trainer.state.global_step, "final_metrics": metrics, "sft_rows": len(rows),
+              "selected_step": best["step"] if best else trainer.state.global_step,
+              "validation": {"best": best, "history": trainer.validation.tracker.history} if trainer.validation else None,
               "dropped": dropped, "versions": versions()}
     if run.use_peft and not run.merge_lora:
         def build(tmp: Path) -> None:

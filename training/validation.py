@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
@@ -125,6 +126,26 @@ def load_trainable(model: torch.nn.Module, folder: Path) -> None:
     with torch.no_grad():
         for name, value in state.items():
             params[name].copy_(value)
+
+
+class ValidationMixin:
+    """What a Trainer needs for ValidationCallback besides `predict_labels(examples, prompts) -> labels`:
+    `attach_validation` (call at the end of __init__) and a log row of its own per validation."""
+
+    validation: ValidationCallback | None = None
+
+    def attach_validation(self, validation: tuple[Sequence[Example], Sequence[str]] | None) -> None:
+        """`validation`: (val examples, their prompts); validates when `args.eval_every` > 0."""
+        if validation is not None and self.args.eval_every > 0:
+            self.validation = ValidationCallback(self, *validation)
+            self.add_callback(self.validation)
+
+    def log_outside_step(self, metrics: dict[str, float]) -> None:
+        """A log row of its own (validation), leaving the step's accumulated training metrics to their row.
+        Logging clears `control.should_log`; the step's own row is still due, so the flag is put back."""
+        should_log = self.control.should_log
+        transformers.Trainer.log(self, dict(metrics))
+        self.control.should_log = should_log
 
 
 class ValidationCallback(TrainerCallback):

@@ -54,6 +54,28 @@ def test_lora_sft_merges_into_a_full_checkpoint(tmp_path, data_dir):
     AutoModelForCausalLM.from_pretrained(final)
 
 
+
+def test_sft_validates_the_direct_decision_and_keeps_the_best_weights(tmp_path, data_dir):
+    """eval_every 1: validations at the start and after each step, logged as val/ rows; the best weights in
+    best/ and final/ built from them (an adapter here: merge_lora false)."""
+    from training.validation import BEST_DIR, HISTORY_FILE, SCORE
+
+    final = run_sft(tmp_path, data_dir, "--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8",
+                    "--merge_lora", "false", "--eval_every", "1", "--eval_rows_per_dataset", "3")
+    vals = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if SCORE in r]
+    assert [r["step"] for r in vals] == [0, 1, 2]
+    assert all(0 <= r[SCORE] <= 100 and {"val/weighted_f1/DR", "val/weighted_f1/SAD"} <= set(r) for r in vals)
+    assert all(0 <= r["val/binary/pred_yes"] <= 1 for r in vals)  # DR is yes/no: the collapse check is logged
+    history = json.loads((tmp_path / HISTORY_FILE).read_text())
+    best = max(history["history"], key=lambda h: h["score"])  # the first of equals is kept
+    assert history["best"]["step"] == best["step"]
+    assert json.loads((tmp_path / BEST_DIR / "best.json").read_text())["step"] == best["step"]
+    record = json.loads((final / "mental_r1_run.json").read_text())
+    assert record["selected_step"] == best["step"] and (final / "adapter_config.json").exists()
+    saved = load_file(final / "adapter_model.safetensors")  # peft's names: no adapter name
+    kept = {k.replace(".default", ""): v for k, v in load_file(tmp_path / BEST_DIR / "trainable.safetensors").items()}
+    assert set(kept) == set(saved) and all(torch.equal(saved[k], kept[k]) for k in saved)
+
 def test_sft_rows_are_the_prompt_ids_followed_by_the_target_ids(tokenizer):
     from mental_r1.data import Example
     from mental_r1.tasks import get_task
