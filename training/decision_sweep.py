@@ -11,8 +11,9 @@ One pass through the model per row (app.assessor.Assessor.candidates, the servic
 direct scores, the greedy reasoning's and `--samples` sampled reasonings' commit-point scores, saved as
 `<output stem>_candidates.json` (scores only, no text). Then, without the model, every rule of the grid
 (direct weight × samples) is applied to every row; per dataset the rule with the best weighted F1 is chosen
-among those whose shown reasoning agrees with the label on >= `--min-agreement` of rows (ties: fewer
-samples, then the smaller direct weight). Irf and MultiWD ask several questions of the same posts; the rule
+among those whose shown reasoning agrees with the label on >= `--min-agreement` of rows; sampled reasonings
+only when they gain `--min-gain` F1 points over the best rule without (they multiply the generation; ties:
+fewer samples, then the smaller direct weight). Irf and MultiWD ask several questions of the same posts; the rule
 is chosen per dataset, so a task with 20 rows does not get a rule of its own.
 
 Writes `--output` in evaluate.py's format (the chosen rules' label log-probabilities, T = 1, and a `decision`
@@ -107,11 +108,20 @@ def sweep(rows: list[dict], rules: list[DecisionRule]) -> dict[str, list[dict]]:
     return out
 
 
-def choose(table: dict[str, list[dict]], min_agreement: float) -> dict[str, DecisionRule]:
+def choose(table: dict[str, list[dict]], min_agreement: float, min_gain: float = 0.0) -> dict[str, DecisionRule]:
+    """Per dataset, the eligible rule (agreement >= min_agreement; all rules if none is) with the best weighted F1;
+    a rule with sampled reasonings (2-4x the generation) only when it beats the best rule without by `min_gain`
+    F1 points. Ties: fewer samples, then the smaller direct weight."""
+    def key(e):
+        return round(e["weighted_f1"], 6), -e["samples"], -e["direct_weight"]
+
     chosen = {}
     for ds, entries in table.items():
         ok = [e for e in entries if e["agreement"] >= min_agreement] or entries
-        best = max(ok, key=lambda e: (round(e["weighted_f1"], 6), -e["samples"], -e["direct_weight"]))
+        best = max(ok, key=key)
+        cheap = [e for e in ok if e["samples"] == 0]
+        if best["samples"] and cheap and best["weighted_f1"] < max(cheap, key=key)["weighted_f1"] + min_gain:
+            best = max(cheap, key=key)
         chosen[ds] = DecisionRule(best["direct_weight"], best["samples"])
     return chosen
 
@@ -142,6 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-tokens", type=int, default=384)
     ap.add_argument("--min-agreement", type=float, default=0.9,
                     help="a rule is eligible when its shown reasoning leads to its label on this share of rows")
+    ap.add_argument("--min-gain", type=float, default=1.0,
+                    help="weighted-F1 points a rule with sampled reasonings must gain over the best without")
     ap.add_argument("--concurrency", type=int, default=16, help="posts in flight (each is 2 + samples requests)")
     ap.add_argument("--kv-cache-gib", type=float, default=3.0)
     ap.add_argument("--output", required=True, type=Path)
@@ -181,11 +193,11 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = doc["rows"]
     table = sweep(rows, grid(doc["samples"]))
-    chosen = choose(table, args.min_agreement)
+    chosen = choose(table, args.min_agreement, args.min_gain)
     md = sweep_markdown(table, chosen)
     Path(f"{stem}_sweep.md").write_text(md + "\n")
     Path(f"{stem}_sweep.json").write_text(json.dumps(
-        {"min_agreement": args.min_agreement, "chosen": {d: r.to_json() for d, r in chosen.items()}, "table": table},
+        {"min_agreement": args.min_agreement, "min_gain": args.min_gain, "chosen": {d: r.to_json() for d, r in chosen.items()}, "table": table},
         indent=2))
     print(md)
 

@@ -60,3 +60,6 @@ def test_only_rules_whose_reasoning_agrees_often_enough_are_eligible():
                     {"direct_weight": 0.0, "samples": 0, "weighted_f1": 88.0, "agreement": 1.0}]}
     assert decision_sweep.choose(table, 0.9) == {"DR": DecisionRule(0.0, 0)}  # a tie: fewer samples
     assert decision_sweep.choose(table, 0.4) == {"DR": DecisionRule(1.0, 0)}
+    table["DR"][1]["weighted_f1"] = 88.5
+    assert decision_sweep.choose(table, 0.9, min_gain=1.0) == {"DR": DecisionRule(0.0, 0)}  # +0.5 buys no samples
+    assert decision_sweep.choose(table, 0.9, min_gain=0.0) == {"DR": DecisionRule(1.0, 3)}
