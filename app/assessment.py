@@ -12,9 +12,9 @@ import time
 import uuid
 
 from app import metrics
-from app.assessor import Assessor, GenerationOptions
 from app.errors import ServiceError
 from app.safety import CrisisResources, safety_block
+from mental_r1.assessor import Assessor, GenerationOptions
 from mental_r1.schemas import AssessRequest, AssessResponse, ModelInfo, Usage
 from mental_r1.screen.model import ModelScreen
 from mental_r1.tasks import get_task

@@ -66,11 +66,12 @@ class InProcess:
         from transformers import AutoTokenizer
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        from app.assessor import Assessor, build_engine
         from app.main import model_info
         from app.safety import CrisisResources
+        from mental_r1.assessor import Assessor
         from mental_r1.calibration import load_calibration
         from mental_r1.default_model import ensure_default_model
+        from mental_r1.engine import build_engine
         from mental_r1.screen.model import load_model_screen
 
         s, self.fatal = self.settings, (EngineDeadError,)

@@ -42,9 +42,10 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     """Build the engine, warm it up with one real assessment, then mark the service ready."""
     from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.assessor import Assessor, GenerationOptions
     from mental_r1.calibration import load_calibration
     from mental_r1.default_model import ensure_default_model
+    from mental_r1.engine import build_engine
     from mental_r1.screen.model import load_model_screen
     from mental_r1.tasks import DEFAULT_TASK, get_task
 

@@ -16,10 +16,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
 from app.assessment import assess_request
-from app.assessor import ContextOverflow
 from app.errors import ServiceError, engine_error
 from app.ratelimit import retry_after
 from app.safety import record_metrics
+from mental_r1.assessor import ContextOverflow
 from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
 from mental_r1.tasks import TASKS, get_task
 

@@ -7,7 +7,7 @@ sampled reasonings.
         --output runs/eval/val_v2_rules.json                      # re-choose without the model
     python training/fit_calibration.py runs/eval/val_v2_rules.json --min-rows 15 --output calibration.json
 
-One pass through the model per row (app.assessor.Assessor.candidates, the service's own requests): the
+One pass through the model per row (mental_r1.assessor.Assessor.candidates, the service's own requests): the
 direct scores, the greedy reasoning's and `--samples` sampled reasonings' commit-point scores, saved as
 `<output stem>_candidates.json` (scores only, no text). Then, without the model, every rule of the grid
 (direct weight × samples) is applied to every row; per dataset the rule with the best weighted F1 is chosen
@@ -54,7 +54,8 @@ async def collect(model: str, rows, samples: int, sample_temperature: float, max
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.assessor import Assessor, GenerationOptions
+    from mental_r1.engine import build_engine
 
     engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib,
                           max_num_seqs=concurrency * (samples + 2))

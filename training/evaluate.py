@@ -4,7 +4,7 @@
         --data-dir ../shared/data/imhi --limit 100 --output runs/eval/base.json
     python training/evaluate.py --model majority --data-dir ../shared/data/imhi --output runs/eval/majority.json
 
-Every row goes through app.assessor.Assessor (the class behind POST /assess), with greedy decoding and the
+Every row goes through mental_r1.assessor.Assessor (the class behind POST /assess), with greedy decoding and the
 calibration shipped with the model (`calibration.json`; none for a bare checkpoint). The JSON keeps every
 row's label log-probabilities (no text), so training/fit_calibration.py can fit a calibration on a
 validation run without re-running the model. `--model` may also be a LoRA adapter folder (a run's
@@ -60,7 +60,8 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.assessor import Assessor, GenerationOptions
+    from mental_r1.engine import build_engine
 
     engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
     assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), calibration)

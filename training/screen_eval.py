@@ -8,7 +8,7 @@ Two parts: there is no t-sid training or validation data, so the t-sid test half
 hash of the post (`part`, about half each): part A is where the lexicon was developed and the model's
 thresholds are fitted, part B is only measured. Report part B.
 Model source: `--model` (default: the embedded default model, as the service serves it) through vLLM and
-the service's own path (app.assessor.Assessor.risk_probabilities: label scoring without reasoning).
+the service's own path (mental_r1.assessor.Assessor.risk_probabilities: label scoring without reasoning).
 Fit (part A's posts that are the model's validation rows, `mental_r1.data.carved_split`: the rest of part
 A trains the model since v2): the thresholds of the two risk tasks (each one of the observed probabilities of
 the fitting rows' self-harm posts, or off) that maximise the model source's own recall while its flags on "no mental
@@ -157,7 +157,8 @@ async def model_probabilities(model: str, texts: list[str], concurrency: int, kv
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, build_engine
+    from mental_r1.assessor import Assessor
+    from mental_r1.engine import build_engine
 
     engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
     assessor = Assessor(engine, AutoTokenizer.from_pretrained(model))

@@ -91,8 +91,8 @@ class StubService:
 
     def __enter__(self):
         from app import main
-        from app.assessor import Assessor
         from app.server import DrainingServer, bind_sockets, server_config
+        from mental_r1.assessor import Assessor
         from mental_r1.schemas import ModelInfo
 
         from .conftest import StubAssessor

@@ -72,7 +72,7 @@ def test_engine_validation_errors_are_4xx_without_their_message(engine_free_app)
     "9" * 3999,
 ])
 def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine_free_app, tokenizer, text):
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
 
     app = engine_free_app()
     with TestClient(app) as c:
@@ -84,7 +84,7 @@ def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine
 
 
 def test_reasoning_budget_is_shortened_to_fit(engine_free_app, tokenizer):
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
 
     class Recording(Assessor):
         async def assess(self, text, task, opts, request_id=None):  # the budget assess() would use
