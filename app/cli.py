@@ -7,10 +7,10 @@
 
 `assess` runs each row through the path POST /assess takes (app/assessment.py), so every output line holds
 the same object as an /assess response (app/batch.py describes the output, the resume and the summary).
-In-process it loads the model like the service (`--model`, default the embedded Mental-R1-135M; the
-MENTAL_R1_* settings apply) into one vLLM engine kept busy with `--concurrency` rows at a time. With
-`--url` the rows go to a running service (API key from $MENTAL_R1_API_KEY); 503 and 429 are retried.
-Ctrl-C stops cleanly; the same command then resumes where the output ends.
+In-process it loads the model like the service (mental_r1/loading.py; `--model`, default the embedded
+Mental-R1-135M; the MENTAL_R1_* settings apply) into one vLLM engine kept busy with `--concurrency` rows at a
+time. With `--url` the rows go to a running service (API key from $MENTAL_R1_API_KEY); 503 and 429 are
+retried. Ctrl-C stops cleanly; the same command then resumes where the output ends.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def validation_message(e: ValidationError) -> str:
 
 
 class InProcess:
-    """The model in this process: the service's engine, Assessor and response path, without HTTP."""
+    """The model in this process: the service's model load, Assessor and response path, without HTTP."""
 
     fatal: tuple[type[Exception], ...] = ()  # errors that end the run (the engine's death), set by start()
 
@@ -63,26 +63,20 @@ class InProcess:
         self.engine = self.model_screen = None
 
     async def start(self) -> dict:
-        from transformers import AutoTokenizer
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        from app.main import model_info
         from app.safety import CrisisResources
-        from mental_r1.assessor import Assessor
-        from mental_r1.calibration import load_calibration
-        from mental_r1.default_model import ensure_default_model
-        from mental_r1.engine import build_engine
+        from mental_r1.loading import checkpoint_folder, load_assessor
         from mental_r1.screen.model import load_model_screen
 
         s, self.fatal = self.settings, (EngineDeadError,)
-        folder = Path(s.model) if s.model else await asyncio.to_thread(ensure_default_model)
-        if not (folder / "config.json").exists():
-            raise BatchError(f"{folder} is not a model checkpoint (no config.json); check --model")
-        self.model = model_info(folder, s.model_name)
+        try:
+            folder = await asyncio.to_thread(checkpoint_folder, s.model)
+        except FileNotFoundError as e:
+            raise BatchError(str(e)) from None
         self.resources = CrisisResources.from_file(s.crisis_resources_file)
-        self.engine = build_engine(str(folder), max_model_len=s.max_model_len, kv_cache_gib=s.kv_cache_gib,
-                                   max_num_seqs=s.max_num_seqs, enforce_eager=s.enforce_eager)
-        self.assessor = Assessor(self.engine, AutoTokenizer.from_pretrained(str(folder)), load_calibration(folder))
+        self.assessor = load_assessor(folder, s.engine_limits, name=s.model_name)
+        self.engine, self.model = self.assessor.engine, self.assessor.model
         self.model_screen = load_model_screen(self.model.name, self.model.version, s.screen_thresholds_file)
         return self.model.model_dump()
 

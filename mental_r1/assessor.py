@@ -1,7 +1,7 @@
 """The inference path: one assessment = the reasoning up to the commit point + one scoring pass over the labels.
 
 The service, `mental-r1 assess` and the evaluations (training/evaluate.py, screen_eval.py, decision_sweep.py)
-all use this class, so evaluation numbers describe what users get.
+all use this class, loaded by mental_r1/loading.py, so evaluation numbers describe what users get.
 
 1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping where
    the mental_state stage opens (contract.COMMIT_TAG): stimulus, primary and secondary appraisal, reaction.
@@ -48,7 +48,7 @@ from mental_r1.contract import (
 )
 from mental_r1.decision import DecisionRule, decide
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
-from mental_r1.schemas import TaskAssessment, Usage, stage_texts
+from mental_r1.schemas import ModelInfo, TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
 from mental_r1.tasks import Task, get_task
 
@@ -97,11 +97,13 @@ def reasoning_budget(prompt_tokens: int, requested: int, scoring_margin: int, ma
 
 
 class Assessor:
-    def __init__(self, engine, tokenizer, calibration: Calibration | None = None, max_model_len: int | None = None):
+    def __init__(self, engine, tokenizer, calibration: Calibration | None = None, max_model_len: int | None = None,
+                 model: ModelInfo | None = None):
         self.engine = engine
         self.tokenizer = tokenizer
         self.calibration = calibration or Calibration()  # shipped with the model (mental_r1/calibration.py)
         self.max_model_len = max_model_len or engine.model_config.max_model_len
+        self.model = model  # the checkpoint's name and version (mental_r1/loading.py), for responses
         self._margins: dict[str, int] = {}
 
     def _ids(self, text: str) -> list[int]:

@@ -1,8 +1,8 @@
 """The vLLM engine behind an Assessor: its arguments, its limits and the CPU cores its threads run on.
 
 `build_engine` is the one place an AsyncLLM is made for assessments (the service, `mental-r1 assess`,
-training/evaluate.py, screen_eval.py, decision_sweep.py); bench/servers.py gives vLLM's own server the same
-arguments.
+training/evaluate.py, screen_eval.py, decision_sweep.py, all through mental_r1/loading.py); bench/servers.py
+gives vLLM's own server the same arguments.
 """
 
 from __future__ import annotations
@@ -10,10 +10,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
 CPU_BLOCK_SIZE = 32
+
+
+@dataclass(frozen=True)
+class EngineLimits:
+    """What the engine may hold: the context, the KV cache, the sequences decoded at once."""
+
+    max_model_len: int = 2048
+    kv_cache_gib: float = 1.0
+    max_num_seqs: int = 32
+    enforce_eager: bool = True
 
 
 def cpu_threads_bind(environ: Mapping[str, str], cores: Iterable[int]) -> str | None:

@@ -52,14 +52,13 @@ def grid(max_samples: int) -> list[DecisionRule]:
 async def collect(model: str, rows, samples: int, sample_temperature: float, max_tokens: int, concurrency: int,
                   kv_cache_gib: float) -> list[dict]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from mental_r1.assessor import Assessor, GenerationOptions
-    from mental_r1.engine import build_engine
+    from mental_r1.assessor import GenerationOptions
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib,
-                          max_num_seqs=concurrency * (samples + 2))
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), Calibration(sample_temperature=sample_temperature))
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency * (samples + 2)),
+                             calibration=Calibration(sample_temperature=sample_temperature))
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     flat = [ex for v in rows.values() for ex in v]
@@ -77,7 +76,7 @@ async def collect(model: str, rows, samples: int, sample_temperature: float, max
         return await asyncio.gather(*(one(ex) for ex in flat))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
 
 
 def apply_rule(rule: DecisionRule, row: dict) -> tuple[dict[str, float], bool]:

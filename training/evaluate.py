@@ -4,11 +4,12 @@
         --data-dir ../shared/data/imhi --limit 100 --output runs/eval/base.json
     python training/evaluate.py --model majority --data-dir ../shared/data/imhi --output runs/eval/majority.json
 
-Every row goes through mental_r1.assessor.Assessor (the class behind POST /assess), with greedy decoding and the
-calibration shipped with the model (`calibration.json`; none for a bare checkpoint). The JSON keeps every
-row's label log-probabilities (no text), so training/fit_calibration.py can fit a calibration on a
-validation run without re-running the model. `--model` may also be a LoRA adapter folder (a run's
-checkpoint-N): it is merged into the base model first, as the service would serve it.
+Every row goes through mental_r1.assessor.Assessor (the class behind POST /assess, loaded as the service loads
+it: mental_r1/loading.py), with greedy decoding and the calibration shipped with the model (`calibration.json`;
+none for a bare checkpoint). The JSON keeps every row's label log-probabilities (no text), so
+training/fit_calibration.py can fit a calibration on a validation run without re-running the model. `--model`
+may also be a LoRA adapter folder (a run's checkpoint-N): it is merged into the base model first, as the
+service would serve it.
 `--limit N` takes N rows per dataset after a seeded shuffle (the same rows for every model at equal seed).
 `--model majority` is the majority-class baseline (the most frequent gold label of the evaluated rows).
 When the model's calibration has conformal thresholds, the results and the table add each dataset's label-set
@@ -58,13 +59,13 @@ def select(examples: list[Example], limit: int | None, seed: int) -> dict[str, l
 async def predict(model: str, calibration: Calibration, rows: dict[str, list[Example]], max_tokens: int,
                   concurrency: int, kv_cache_gib: float) -> dict[str, list[Prediction]]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from mental_r1.assessor import Assessor, GenerationOptions
-    from mental_r1.engine import build_engine
+    from mental_r1.assessor import GenerationOptions
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), calibration)
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency),
+                             calibration=calibration)
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=sum(len(v) for v in rows.values()), desc="assessing", unit="post")
@@ -83,7 +84,7 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
         preds = await asyncio.gather(*(one(ex) for ex in flat))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
     out: dict[str, list[Prediction]] = defaultdict(list)
     for p in preds:
         out[p.dataset].append(p)

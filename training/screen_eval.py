@@ -155,13 +155,11 @@ def text_rows(examples) -> list[Row]:
 
 async def model_probabilities(model: str, texts: list[str], concurrency: int, kv_cache_gib: float) -> list[dict]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from mental_r1.assessor import Assessor
-    from mental_r1.engine import build_engine
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model))
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency))
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=len(texts), desc="screening", unit="post")
 
@@ -175,7 +173,7 @@ async def model_probabilities(model: str, texts: list[str], concurrency: int, kv
         return await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -216,10 +214,12 @@ def main(argv: list[str] | None = None) -> None:
     model_name = None
     thresholds = None
     if not args.text_only:
-        from app.main import model_info
-        from mental_r1.default_model import ensure_default_model
+        from mental_r1.loading import checkpoint_folder, model_info
 
-        folder = Path(args.model) if args.model else ensure_default_model()
+        try:
+            folder = checkpoint_folder(args.model)
+        except FileNotFoundError as e:
+            sys.exit(f"error: {e}")
         info = model_info(folder, None)
         model_name = model_key(info.name, info.version)
         probs = asyncio.run(model_probabilities(str(folder), [e.text for e in examples], args.concurrency,

@@ -344,8 +344,8 @@ def test_engine_shutdown_is_bounded_by_the_drain_timeout(engine_free_app, drain)
 
 # ------------------------------------------------------------------------------------- model identity
 def test_the_untrained_base_model_is_named_as_such(base_model_dir, tmp_path):
-    from app.main import model_info
     from mental_r1.base_model import UNTRAINED_NAME
+    from mental_r1.loading import model_info
 
     assert model_info(base_model_dir, None).name == UNTRAINED_NAME == "SmolLM2-135M-Instruct (untrained base model)"
     assert model_info(base_model_dir, "mine").name == "mine"  # --model-name wins
