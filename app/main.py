@@ -15,8 +15,8 @@ from app.middleware import OpsEndpoints, RequestLimits, SecurityHeaders
 from app.page import router as page_router
 from app.ratelimit import RateLimiter
 from app.routes import router
-from app.safety import CrisisResources
 from app.settings import Settings
+from mental_r1.safety import CrisisResources
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "Today was an ordinary day at work."

@@ -47,6 +47,7 @@ from mental_r1.contract import (
     parse_completion,
 )
 from mental_r1.decision import DecisionRule, decide
+from mental_r1.errors import InvalidText
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
 from mental_r1.schemas import ModelInfo, TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
@@ -77,7 +78,7 @@ class GenerationOptions:
     seed: int | None = None
 
 
-class ContextOverflow(ValueError):
+class ContextOverflow(InvalidText):
     """The text leaves less than MIN_REASONING_TOKENS of reasoning in the model's context."""
 
     def __init__(self, task_id: str, text_chars: int, text_tokens: int, max_text_tokens: int, max_model_len: int):

@@ -35,7 +35,7 @@ MAX_CHARS = 4000
 SHORT = {"max_tokens": 32}
 HEADER_TIMEOUT, BODY_TIMEOUT = 2, 2
 SEEN_TEXT: list[str] = []  # sentinels sent in requests: none may reach the log
-ECHO = 24  # an unknown task id is named back by at most this many characters (mental_r1.schemas.short_repr)
+ECHO = 24  # an unknown task id is named back by at most this many characters (app.protocol.short_repr)
 
 
 @pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "stub"])
