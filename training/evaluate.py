@@ -93,16 +93,14 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
 
 def merged_adapter(adapter: Path, work_dir: Path) -> Path:
     """A LoRA adapter (e.g. a run's checkpoint-N) merged into the base model, as the service would serve it:
-    written once to WORK_DIR/merged-<adapter name>-<hash> and reused."""
+    written once, atomically (mental_r1.publish), to WORK_DIR/merged-<adapter name>-<hash> and reused."""
     from mental_r1.base_model import ensure_base_model
     from mental_r1.default_model import adapter_sha256, merge_adapter
+    from mental_r1.publish import publish_folder
 
     target = work_dir / f"merged-{adapter.name}-{adapter_sha256(adapter)[:12]}"
     if not (target / "config.json").exists():
-        tmp = work_dir / f".{target.name}.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        merge_adapter(ensure_base_model(), adapter, tmp)
-        os.replace(tmp, target)
+        publish_folder(target, lambda tmp: merge_adapter(ensure_base_model(), adapter, tmp))
     return target
 
 
