@@ -32,7 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+if __package__ in (None, ""):  # `python training/evaluate.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.calibration import Calibration, load_calibration
 from mental_r1.contract import ends_sentence
