@@ -4,7 +4,8 @@
     python -m app --model runs/mental-r1 --host 0.0.0.0 --port 8000 --kv-cache-gib 2
     bash scripts/serve.sh [same flags]         # sets up the venv and model first
 
-Every flag has an environment twin with the MENTAL_R1_ prefix (e.g. MENTAL_R1_MODEL); flags win.
+Every setting (app/settings.py) is a flag and has an environment twin with the MENTAL_R1_ prefix (e.g.
+--kv-cache-gib and MENTAL_R1_KV_CACHE_GIB); flags win. `python -m app --help` lists them.
 One uvicorn worker per process: each worker would load its own engine. On SIGTERM the service fails
 /readyz, stops accepting connections, lets in-flight requests finish for up to --drain-timeout-s, and
 shuts the engine down.
@@ -18,6 +19,8 @@ import os
 import signal
 import sys
 import time
+
+from pydantic_settings import CliApp, CliSettingsSource
 
 from app.settings import Settings
 
@@ -55,19 +58,19 @@ def _start_engine_watchdog() -> None:
     finally:
         os._exit(0)
 
-_FLAGS = ("model", "model_name", "host", "port", "ops_host", "ops_port", "max_model_len", "kv_cache_gib",
-          "max_num_seqs", "max_queued_requests", "request_timeout_s", "drain_timeout_s", "max_text_chars", "env")
+
+def parse_settings(argv: list[str] | None = None) -> Settings:
+    """Settings from flags, then MENTAL_R1_* environment variables, then defaults: every Settings field is a
+    flag (pydantic-settings' CLI source, kebab-case: --kv-cache-gib); `--help` lists them with their variables."""
+    parser = argparse.ArgumentParser(prog="python -m app", description=(
+        "Mental-R1 assessment service. Every flag has an environment twin (MENTAL_R1_...); flags win."))
+    source = CliSettingsSource(Settings, root_parser=parser, cli_kebab_case=True, cli_hide_none_type=True,
+                               cli_show_env_vars=True)
+    return CliApp.run(Settings, cli_args=argv, cli_settings_source=source)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Mental-R1 assessment service")
-    for name in _FLAGS:
-        field = Settings.model_fields[name]
-        parser.add_argument("--" + name.replace("_", "-"), default=None, help=field.description)
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in vars(args).items() if v is not None}
-    settings = Settings(**overrides)
-
+    settings = parse_settings(argv)
     _start_engine_watchdog()
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")

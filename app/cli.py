@@ -5,12 +5,13 @@
     mental-r1 assess posts.jsonl --output out.jsonl --url http://127.0.0.1:8000   # ... or sent to a service
     python -m app.cli assess ...                                       # the same without the console script
 
-`assess` runs each row through the path POST /assess takes (app/assessment.py), so every output line holds
-the same object as an /assess response (app/batch.py describes the output, the resume and the summary).
-In-process it loads the model like the service (`--model`, default the embedded Mental-R1-135M; the
-MENTAL_R1_* settings apply) into one vLLM engine kept busy with `--concurrency` rows at a time. With
-`--url` the rows go to a running service (API key from $MENTAL_R1_API_KEY); 503 and 429 are retried.
-Ctrl-C stops cleanly; the same command then resumes where the output ends.
+`assess` runs each row through the path POST /assess takes (mental_r1/assessment.py), so every output line
+holds the same object as an /assess response (app/batch.py describes the output, the resume and the summary).
+In-process it loads the model like the service (mental_r1/loading.py; `--model`, default the embedded
+Mental-R1-135M; the MENTAL_R1_* settings apply) into one vLLM engine kept busy with `--concurrency` rows at a
+time; a row the API would refuse gets the API's error type and message. With `--url` the rows go to a running
+service (API key from $MENTAL_R1_API_KEY); 503 and 429 are retried. Ctrl-C stops cleanly; the same command
+then resumes where the output ends.
 """
 
 from __future__ import annotations
@@ -35,8 +36,10 @@ from app.batch import (
     run_rows,
     summarize,
 )
-from app.errors import ServiceError
-from mental_r1.schemas import AssessRequest
+from app.errors import error_type, service_error
+from app.protocol import AssessRequest
+from mental_r1.assessment import assess_request, check_length
+from mental_r1.errors import EngineDead, EngineRejected, InvalidText
 from mental_r1.tasks import DEFAULT_TASK
 
 COMMANDS = {"serve": "start the assessment service (the same as `python -m app`)",
@@ -50,9 +53,7 @@ def validation_message(e: ValidationError) -> str:
 
 
 class InProcess:
-    """The model in this process: the service's engine, Assessor and response path, without HTTP."""
-
-    fatal: tuple[type[Exception], ...] = ()  # errors that end the run (the engine's death), set by start()
+    """The model in this process: the service's model load, Assessor and response path, without HTTP."""
 
     def __init__(self, args):
         from app.settings import Settings
@@ -63,44 +64,35 @@ class InProcess:
         self.engine = self.model_screen = None
 
     async def start(self) -> dict:
-        from transformers import AutoTokenizer
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        from app.assessor import Assessor, build_engine
-        from app.main import model_info
-        from app.safety import CrisisResources
-        from mental_r1.calibration import load_calibration
-        from mental_r1.default_model import ensure_default_model
+        from mental_r1.loading import checkpoint_folder, load_assessor
+        from mental_r1.safety import CrisisResources
         from mental_r1.screen.model import load_model_screen
 
-        s, self.fatal = self.settings, (EngineDeadError,)
-        folder = Path(s.model) if s.model else await asyncio.to_thread(ensure_default_model)
-        if not (folder / "config.json").exists():
-            raise BatchError(f"{folder} is not a model checkpoint (no config.json); check --model")
-        self.model = model_info(folder, s.model_name)
+        s = self.settings
+        try:
+            folder = await asyncio.to_thread(checkpoint_folder, s.model)
+        except FileNotFoundError as e:
+            raise BatchError(str(e)) from None
         self.resources = CrisisResources.from_file(s.crisis_resources_file)
-        self.engine = build_engine(str(folder), max_model_len=s.max_model_len, kv_cache_gib=s.kv_cache_gib,
-                                   max_num_seqs=s.max_num_seqs, enforce_eager=s.enforce_eager)
-        self.assessor = Assessor(self.engine, AutoTokenizer.from_pretrained(str(folder)), load_calibration(folder))
+        self.assessor = load_assessor(folder, s.engine_limits, name=s.model_name)
+        self.engine, self.model = self.assessor.engine, self.assessor.model
         self.model_screen = load_model_screen(self.model.name, self.model.version, s.screen_thresholds_file)
         return self.model.model_dump()
 
     async def assess(self, row: Row, request: dict) -> dict:
-        from app.assessment import assess_request, check_length
-
         try:
             body = AssessRequest(text=row.text, **request)
             check_length(body.text, self.settings.max_text_chars)
+            response = await assess_request(
+                self.assessor, body.text, body.task_ids, body.generation_options(), model=self.model,
+                resources=self.resources, locale=body.locale, model_screen=self.model_screen)
         except ValidationError as e:
             return {"error": {"type": "invalid_request", "message": validation_message(e)}}
-        except ServiceError as e:
-            return {"error": {"type": "invalid_request", "message": e.message}}
-        try:
-            response = await assess_request(self.assessor, body, self.resources, self.model, self.model_screen)
-        except self.fatal:
+        except EngineDead:
             raise BatchError("the inference engine died; rerun the same command to resume") from None
-        except ValueError as e:  # the engine's input validation (e.g. a prompt over the context): this row only
-            return {"error": {"type": "invalid_request", "message": f"{type(e).__name__}: {str(e)[:300]}"}}
+        except (InvalidText, EngineRejected) as e:  # this row only, answered as POST /assess answers it
+            error = service_error(e)
+            return {"error": {"type": error_type(error.status), "message": error.message}}
         return response.model_dump(mode="json")
 
     async def close(self) -> None:

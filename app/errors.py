@@ -7,6 +7,9 @@ escaped prefix. Envelopes are pure ASCII JSON, so no client string can make enco
 An unexpected exception becomes a 500 envelope here, logged by its type only (its message and traceback
 may quote the request), and is not re-raised: uvicorn would log the traceback and drop the keep-alive
 connection, failing the client's next request too.
+
+`service_error` is the one map from why an assessment failed (the core's exceptions, mental_r1/errors.py, and
+the client's disconnect) to the HTTP answer; the batch command writes the same type and message per row.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mental_r1.errors import EngineBusy, EngineDead, EngineRejected, InvalidText
+
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
           408: "request_timeout", 413: "payload_too_large", 415: "unsupported_media_type",
-          422: "invalid_request", 429: "rate_limited", 431: "headers_too_large", 500: "internal_error", 503: "unavailable",
-          504: "timeout"}
+          422: "invalid_request", 429: "rate_limited", 431: "headers_too_large", 499: "client_closed",
+          500: "internal_error", 503: "unavailable", 504: "timeout"}
+RETRY_AFTER = {"Retry-After": "5"}
 _LOC_CHARS = 32  # longest field name echoed back in `details`
 _MAX_DETAILS = 10  # a body with thousands of bad fields gets the first ten
 
@@ -42,7 +48,7 @@ class ErrorJSON(JSONResponse):
 
 def error_response(status: int, message: str, details: list | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
-    body = {"error": {"type": _TYPES.get(status, "error"), "message": message, "details": details}}
+    body = {"error": {"type": error_type(status), "message": message, "details": details}}
     return ErrorJSON(body, status_code=status, headers=headers)
 
 
@@ -55,14 +61,27 @@ def _clean(errors: list[dict]) -> list[dict]:
             for e in errors[:_MAX_DETAILS]]
 
 
-def engine_error(exc: Exception) -> ServiceError | None:
-    """The 4xx a vLLM client error stands for (the request does not fit the engine), or None. Its message
-    is not passed on: vLLM's messages may carry the rejected value."""
-    from vllm.exceptions import VLLMClientError
+class ClientDisconnected(Exception):
+    """The client went away before its answer was ready (the work was cancelled): a 499 nobody reads."""
 
-    if isinstance(exc, VLLMClientError):
-        return ServiceError(422, f"the inference engine rejected the request ({type(exc).__name__}); "
-                                 "shorten the text or lower max_tokens")
+
+def error_type(status: int) -> str:
+    return _TYPES.get(status, "error")
+
+
+def service_error(exc: BaseException) -> ServiceError | None:
+    """The HTTP answer to a failed assessment, or None for an unexpected exception (a 500, UnexpectedErrors).
+    The messages are the core's own: none quotes the text (mental_r1/errors.py)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, ClientDisconnected):
+        return ServiceError(499, "client disconnected")
+    if isinstance(exc, EngineDead):
+        return ServiceError(503, str(exc), RETRY_AFTER)
+    if isinstance(exc, EngineBusy):
+        return ServiceError(exc.http_status, str(exc), RETRY_AFTER)
+    if isinstance(exc, InvalidText | EngineRejected):
+        return ServiceError(422, str(exc))
     return None
 
 

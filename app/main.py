@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -17,50 +15,27 @@ from app.middleware import OpsEndpoints, RequestLimits, SecurityHeaders
 from app.page import router as page_router
 from app.ratelimit import RateLimiter
 from app.routes import router
-from app.safety import CrisisResources
 from app.settings import Settings
-from mental_r1.schemas import ModelInfo
+from mental_r1.safety import CrisisResources
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "Today was an ordinary day at work."
 
 
-def model_info(folder: Path, name: str | None) -> ModelInfo:
-    """Name and version of a checkpoint: the shipped version (if any) and the recorded or computed content hash.
-    The converted base model (the default when no adapter ships) is named as the untrained base it is."""
-    from mental_r1.base_model import MANIFEST, PACKAGE, UNTRAINED_NAME, checkpoint_sha256
-
-    path = folder / MANIFEST
-    manifest = json.loads(path.read_text()) if path.exists() else {"sha256": checkpoint_sha256(folder)}
-    digest = f"sha256:{manifest['sha256'][:12]}"
-    version = f"{manifest['version']}+{digest}" if manifest.get("version") else digest
-    fallback = UNTRAINED_NAME if manifest.get("source") == PACKAGE else folder.name
-    return ModelInfo(name=name or manifest.get("name") or fallback, version=version)
-
-
 async def _load(app: FastAPI, settings: Settings) -> None:
-    """Build the engine, warm it up with one real assessment, then mark the service ready."""
-    from transformers import AutoTokenizer
-
-    from app.assessor import Assessor, GenerationOptions, build_engine
-    from mental_r1.calibration import load_calibration
-    from mental_r1.default_model import ensure_default_model
+    """Load the model (mental_r1/loading.py), warm it up with one real assessment, then mark the service ready."""
+    from mental_r1.assessor import GenerationOptions
+    from mental_r1.loading import load_assessor
     from mental_r1.screen.model import load_model_screen
     from mental_r1.tasks import DEFAULT_TASK, get_task
 
     state = app.state
     try:
-        folder = Path(settings.model) if settings.model else await asyncio.to_thread(ensure_default_model)
-        if not (folder / "config.json").exists():
-            raise FileNotFoundError(f"{folder} is not a model checkpoint (no config.json); check --model")
         t0 = time.perf_counter()
-        state.model_info = await asyncio.to_thread(model_info, folder, settings.model_name)
-        tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, str(folder))
         # in a thread: engine start-up takes tens of seconds, and probes and signals must be answered meanwhile
-        state.engine = await asyncio.to_thread(
-            build_engine, str(folder), max_model_len=settings.max_model_len, kv_cache_gib=settings.kv_cache_gib,
-            max_num_seqs=settings.max_num_seqs, enforce_eager=settings.enforce_eager)
-        state.assessor = Assessor(state.engine, tokenizer, load_calibration(folder), settings.max_model_len)
+        state.assessor = await asyncio.to_thread(load_assessor, settings.model, settings.engine_limits,
+                                                 name=settings.model_name)
+        state.engine, state.model_info = state.assessor.engine, state.assessor.model
         state.model_screen = load_model_screen(state.model_info.name, state.model_info.version,
                                                settings.screen_thresholds_file)
         await state.assessor.assess(WARMUP_TEXT, get_task(DEFAULT_TASK), GenerationOptions(max_tokens=8))

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from app.errors import ServiceError
-from app.safety import DISCLAIMER
+from mental_r1.safety import DISCLAIMER
 
 router = APIRouter()
 STATIC = Path(__file__).parent / "static"

@@ -1,4 +1,8 @@
-"""HTTP routes: POST /assess, GET /tasks, /livez, /readyz (and /health)."""
+"""HTTP routes: POST /assess, GET /tasks, /livez, /readyz (and /health).
+
+POST /assess is admit (`_admit`: cheap checks before any engine work) → run under a deadline (`_run`: the
+core's assess_request, cancelled on disconnect) → record (app/metrics.py); every failure is answered through
+app.errors.service_error."""
 
 from __future__ import annotations
 
@@ -11,21 +15,20 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app import metrics
-from app.assessment import assess_request
-from app.assessor import ContextOverflow
-from app.errors import ServiceError, engine_error
+from app.errors import RETRY_AFTER, ClientDisconnected, ServiceError, service_error
+from app.protocol import AssessRequest, ErrorResponse, TaskInfo
 from app.ratelimit import retry_after
-from app.safety import record_metrics
-from mental_r1.schemas import AssessRequest, AssessResponse, ErrorResponse, TaskInfo
+from mental_r1.assessment import assess_request, check_length
+from mental_r1.errors import EngineDead, engine_failure
+from mental_r1.schemas import AssessResponse
 from mental_r1.tasks import TASKS, get_task
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-RETRY_AFTER = {"Retry-After": "5"}
 
 
 def require_api_key(request: Request, authorization: Annotated[str | None, Header()] = None) -> str | None:
@@ -62,8 +65,7 @@ _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 408, 413, 4
 def _admit(state, settings, body: AssessRequest, key: str | None) -> None:
     """Checks before any engine work, cheapest first (each answers with its own 4xx/503)."""
     n = len(body.task_ids)
-    if len(body.text) > settings.max_text_chars:
-        raise ServiceError(422, f"text is {len(body.text)} characters; the limit is {settings.max_text_chars}")
+    check_length(body.text, settings.max_text_chars)
     if n > settings.max_queued_requests:
         raise ServiceError(422, f"{n} tasks in one request; this service runs at most "
                                 f"{settings.max_queued_requests} at once: send fewer tasks per request")
@@ -72,11 +74,8 @@ def _admit(state, settings, body: AssessRequest, key: str | None) -> None:
     if not state.ready or state.draining:
         raise ServiceError(503, "the model is not ready yet" if not state.draining else "shutting down",
                            RETRY_AFTER)
-    try:  # the token budget (tokenizer only); assess() shortens the reasoning budget the same way
-        for t in body.task_ids:
-            state.assessor.reasoning_budget(body.text, get_task(t), body.max_tokens)
-    except ContextOverflow as e:
-        raise ServiceError(422, str(e)) from None
+    for t in body.task_ids:  # the token budget (tokenizer only; ContextOverflow): assess() shortens it the same way
+        state.assessor.reasoning_budget(body.text, get_task(t), body.max_tokens)
     if state.in_flight + n > settings.max_queued_requests:  # admission counts tasks, not requests
         raise ServiceError(503, "too many assessments in flight; retry later", RETRY_AFTER)
     # last: only a request that will run takes from its key's budget
@@ -85,69 +84,54 @@ def _admit(state, settings, body: AssessRequest, key: str | None) -> None:
                            retry_after(wait))
 
 
+async def _run(request: Request, body: AssessRequest, started: float) -> AssessResponse:
+    """The assessment, under the request's deadline, cancelled when the client goes away (cancelling the
+    generate() iterators aborts the vLLM requests); its tasks count as in flight meanwhile."""
+    state, settings = request.app.state, request.app.state.settings
+    n = len(body.task_ids)
+    state.in_flight += n
+    metrics.IN_FLIGHT.inc()
+    try:
+        work = asyncio.ensure_future(assess_request(
+            state.assessor, body.text, body.task_ids, body.generation_options(), model=state.model_info,
+            resources=state.resources, locale=body.locale, model_screen=state.model_screen,
+            request_id=uuid.uuid4().hex, started=started,
+            on_task=lambda task, s: metrics.TASK_LATENCY.labels(task).observe(s)))
+        watch = asyncio.ensure_future(_until_disconnect(request))
+        timeout = min(body.timeout_s or settings.request_timeout_s, settings.request_timeout_s)
+        done, _pending = await asyncio.wait({work, watch}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        watch.cancel()
+        if work in done:
+            return work.result()
+        work.cancel()
+        if watch in done:
+            raise ClientDisconnected
+        raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
+    finally:
+        state.in_flight -= n
+        metrics.IN_FLIGHT.dec()
+
+
 @router.post("/assess", response_model=AssessResponse, responses=_ERRORS)
 async def assess(request: Request, body: AssessRequest, key: ApiKey):
     """Assess a text for one or more IMHI tasks: label, confidence, appraisal stages, safety content."""
-    state, settings = request.app.state, request.app.state.settings
+    state = request.app.state
     t0 = time.perf_counter()
-    status = 200
+    status = 500  # unless answered otherwise: an unexpected error (app.errors.UnexpectedErrors)
     try:
-        _admit(state, settings, body, key)
-        n = len(body.task_ids)
-        state.in_flight += n
-        metrics.IN_FLIGHT.inc()
-        try:
-            work = asyncio.ensure_future(
-                assess_request(state.assessor, body, state.resources, state.model_info, state.model_screen,
-                               uuid.uuid4().hex))
-            watch = asyncio.ensure_future(_until_disconnect(request))
-            timeout = min(body.timeout_s or settings.request_timeout_s, settings.request_timeout_s)
-            done, _pending = await asyncio.wait({work, watch}, timeout=timeout,
-                                                return_when=asyncio.FIRST_COMPLETED)
-            watch.cancel()
-            if work not in done:
-                work.cancel()  # cancelling the generate() iterators aborts the vLLM requests
-                if watch in done:
-                    metrics.ABORTED.inc()
-                    status = 499
-                    return JSONResponse({"error": {"type": "client_closed", "message": "client disconnected"}},
-                                        status_code=499)
-                raise ServiceError(504, f"assessment exceeded its {timeout:g} s deadline")
-            response = work.result()
-        finally:
-            state.in_flight -= n
-            metrics.IN_FLIGHT.dec()
-    except ServiceError as e:
-        status = e.status
-        raise
+        _admit(state, state.settings, body, key)
+        response = await _run(request, body, t0)
+        status = 200
     except Exception as e:
-        from vllm.exceptions import GracefulHTTPError
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        if isinstance(e, EngineDeadError):
+        if (error := service_error(e)) is None:
+            raise
+        if isinstance(e, EngineDead):
             state.engine_dead, state.ready = True, False
-            status = 503
-            raise ServiceError(503, "the inference engine has failed; the service needs a restart",
-                               RETRY_AFTER) from None
-        if isinstance(e, GracefulHTTPError):
-            status = int(e.http_status)
-            raise ServiceError(status, e.message, RETRY_AFTER) from None
-        if (client_error := engine_error(e)) is not None:
-            status = client_error.status
-            raise client_error from None
-        status = 500
-        raise  # app.errors.UnexpectedErrors: a 500 envelope, logged by type
+        status = error.status
+        raise error from None
     finally:
-        for t in body.task_ids:
-            metrics.REQUESTS.labels(t, str(status)).inc()
-        metrics.LATENCY.observe(time.perf_counter() - t0)
-
-    record_metrics(response.safety)
-    for a in response.assessments:
-        metrics.LABELS.labels(a.task, a.label).inc()
-        if not a.format_valid:
-            metrics.FORMAT_INVALID.labels(a.task).inc()
-    response.latency_ms = round((time.perf_counter() - t0) * 1000, 1)  # admission included, as before
+        metrics.record_request(body.task_ids, status, time.perf_counter() - t0)
+    metrics.record_response(response)
     return response
 
 
@@ -170,9 +154,8 @@ async def livez(request: Request):
 @router.get("/health", include_in_schema=False)
 async def readyz(request: Request):
     """Ready when the engine has loaded, answered a warm-up assessment and is not draining. A slow or failed
-    health check is a 503 for now; only vLLM's EngineDeadError marks the engine dead (→ /livez 503, restart)."""
-    from vllm.v1.engine.exceptions import EngineDeadError
-
+    health check is a 503 for now; only the engine's death (vLLM's EngineDeadError) marks it dead (→ /livez 503,
+    restart)."""
     state = request.app.state
     if state.load_error:
         raise ServiceError(503, f"model failed to load: {state.load_error}", RETRY_AFTER)
@@ -182,10 +165,10 @@ async def readyz(request: Request):
         raise ServiceError(503, "loading model", RETRY_AFTER)
     try:
         await asyncio.wait_for(state.engine.check_health(), timeout=1.0)
-    except EngineDeadError:
-        state.engine_dead, state.ready = True, False
-        raise ServiceError(503, "inference engine is not healthy", RETRY_AFTER) from None
     except Exception as e:  # noqa: BLE001 - a timeout or transient failure: not ready now, maybe next probe
+        if isinstance(engine_failure(e), EngineDead):
+            state.engine_dead, state.ready = True, False
+            raise ServiceError(503, "inference engine is not healthy", RETRY_AFTER) from None
         log.warning("engine health check failed: %s", type(e).__name__)
         raise ServiceError(503, "inference engine did not answer its health check", RETRY_AFTER) from None
     return {"status": "ready", "model": state.model_info.model_dump()}

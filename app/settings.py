@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mental_r1.engine import EngineLimits
 from mental_r1.screen.model import THRESHOLDS_FILE
 
 
@@ -89,3 +90,8 @@ class Settings(BaseSettings):
     @property
     def key_hashes(self) -> list[str]:
         return self.split(self.api_key_hashes)
+
+    @property
+    def engine_limits(self) -> EngineLimits:
+        return EngineLimits(max_model_len=self.max_model_len, kv_cache_gib=self.kv_cache_gib,
+                            max_num_seqs=self.max_num_seqs, enforce_eager=self.enforce_eager)

@@ -1,9 +1,9 @@
 """RL step time: CRPO and the baselines, built exactly as training/run_crpo.py builds a run, side by side.
 
-    .venv/bin/python bench/crpo_step.py --config training/configs/crpo_smollm2_lora.yaml --label before
-    .venv/bin/python bench/crpo_step.py --config training/configs/crpo_smollm2_lora.yaml --rollout vllm --label after
-    .venv/bin/python bench/crpo_step.py --config training/configs/cpu_smoke.yaml --steps 2      # pipeline smoke
-    .venv/bin/python bench/crpo_step.py --parts loss --model runs/sft_v1/final --loss-reps 7   # the term alone
+    .venv/bin/python -m bench.crpo_step --config training/configs/crpo_smollm2_lora.yaml --label before
+    .venv/bin/python -m bench.crpo_step --config training/configs/crpo_smollm2_lora.yaml --rollout vllm --label after
+    .venv/bin/python -m bench.crpo_step --config training/configs/cpu_smoke.yaml --steps 2      # pipeline smoke
+    .venv/bin/python -m bench.crpo_step --parts loss --model runs/sft_v1/final --loss-reps 7   # the term alone
 
 Steps part: each round trains a fresh trainer per algorithm (`--algorithms`, default grpo,crpo) for `--steps`
 optimizer steps from the config's checkpoint, seed and prompts, alternating which goes first, so drifting
@@ -27,12 +27,8 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
-
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from datasets import Dataset

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from app.assessor import CPU_BLOCK_SIZE
+from mental_r1.engine import CPU_BLOCK_SIZE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ class EngineLimits:
     max_model_len: int = 2048
     kv_cache_gib: float = 1.0
     max_num_seqs: int = 32
-    # the KV block size app.assessor.build_engine sets on CPU (None: vLLM's default), given to vLLM too
+    # the KV block size mental_r1.engine.build_engine sets on CPU (None: vLLM's default), given to vLLM too
     block_size: int | None = CPU_BLOCK_SIZE
     # vLLM's CPU default ("auto") pins every engine's OpenMP threads to the last core and reserves the rest;
     # on a shared 2-core machine all engines then fight over core 0. "nobind" lets the kernel place them.
@@ -104,7 +104,7 @@ def start_service(model: Path, limits: EngineLimits, log: Path, **env: str) -> P
 
 
 def start_vllm_server(model: Path, limits: EngineLimits, log: Path) -> Proc:
-    """vLLM's own OpenAI-compatible server with the engine arguments app.assessor.build_engine uses."""
+    """vLLM's own OpenAI-compatible server with the engine arguments mental_r1.engine.build_engine uses."""
     port = free_port()
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
             "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",

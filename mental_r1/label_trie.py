@@ -1,6 +1,6 @@
 """How a task's label is read at the commit point: decoding constrained to the task's label continuations.
 
-Shared by the service (app/assessor.py: log-probabilities from vLLM at each branch point), RL's dense reward
+Shared by the service (mental_r1/assessor.py: log-probabilities from vLLM at each branch point), RL's dense reward
 (training/label_scoring.py: from the policy's logits) and bench/serve.py, so the three cannot drift.
 
 The label continuations (`LABEL SENTENCE</mental_state>`, contract.label_continuation) form a trie of token

@@ -7,7 +7,7 @@ sampled reasonings.
         --output runs/eval/val_v2_rules.json                      # re-choose without the model
     python training/fit_calibration.py runs/eval/val_v2_rules.json --min-rows 15 --output calibration.json
 
-One pass through the model per row (app.assessor.Assessor.candidates, the service's own requests): the
+One pass through the model per row (mental_r1.assessor.Assessor.candidates, the service's own requests): the
 direct scores, the greedy reasoning's and `--samples` sampled reasonings' commit-point scores, saved as
 `<output stem>_candidates.json` (scores only, no text). Then, without the model, every rule of the grid
 (direct weight × samples) is applied to every row; per dataset the rule with the best weighted F1 is chosen
@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+if __package__ in (None, ""):  # `python training/decision_sweep.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.calibration import DEFAULT_SAMPLE_TEMPERATURE, Calibration
 from mental_r1.contract import COMMIT_TAG
@@ -53,13 +54,13 @@ def grid(max_samples: int) -> list[DecisionRule]:
 async def collect(model: str, rows, samples: int, sample_temperature: float, max_tokens: int, concurrency: int,
                   kv_cache_gib: float) -> list[dict]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.assessor import GenerationOptions
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib,
-                          max_num_seqs=concurrency * (samples + 2))
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), Calibration(sample_temperature=sample_temperature))
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency * (samples + 2)),
+                             calibration=Calibration(sample_temperature=sample_temperature))
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     flat = [ex for v in rows.values() for ex in v]
@@ -77,7 +78,7 @@ async def collect(model: str, rows, samples: int, sample_temperature: float, max
         return await asyncio.gather(*(one(ex) for ex in flat))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
 
 
 def apply_rule(rule: DecisionRule, row: dict) -> tuple[dict[str, float], bool]:

@@ -4,11 +4,12 @@
         --data-dir ../shared/data/imhi --limit 100 --output runs/eval/base.json
     python training/evaluate.py --model majority --data-dir ../shared/data/imhi --output runs/eval/majority.json
 
-Every row goes through app.assessor.Assessor (the class behind POST /assess), with greedy decoding and the
-calibration shipped with the model (`calibration.json`; none for a bare checkpoint). The JSON keeps every
-row's label log-probabilities (no text), so training/fit_calibration.py can fit a calibration on a
-validation run without re-running the model. `--model` may also be a LoRA adapter folder (a run's
-checkpoint-N): it is merged into the base model first, as the service would serve it.
+Every row goes through mental_r1.assessor.Assessor (the class behind POST /assess, loaded as the service loads
+it: mental_r1/loading.py), with greedy decoding and the calibration shipped with the model (`calibration.json`;
+none for a bare checkpoint). The JSON keeps every row's label log-probabilities (no text), so
+training/fit_calibration.py can fit a calibration on a validation run without re-running the model. `--model`
+may also be a LoRA adapter folder (a run's checkpoint-N): it is merged into the base model first, as the
+service would serve it.
 `--limit N` takes N rows per dataset after a seeded shuffle (the same rows for every model at equal seed).
 `--model majority` is the majority-class baseline (the most frequent gold label of the evaluated rows).
 When the model's calibration has conformal thresholds, the results and the table add each dataset's label-set
@@ -31,7 +32,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+if __package__ in (None, ""):  # `python training/evaluate.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.calibration import Calibration, load_calibration
 from mental_r1.contract import ends_sentence
@@ -58,12 +60,13 @@ def select(examples: list[Example], limit: int | None, seed: int) -> dict[str, l
 async def predict(model: str, calibration: Calibration, rows: dict[str, list[Example]], max_tokens: int,
                   concurrency: int, kv_cache_gib: float) -> dict[str, list[Prediction]]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, GenerationOptions, build_engine
+    from mental_r1.assessor import GenerationOptions
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model), calibration)
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency),
+                             calibration=calibration)
     opts = GenerationOptions(max_tokens=max_tokens, temperature=0.0)
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=sum(len(v) for v in rows.values()), desc="assessing", unit="post")
@@ -82,7 +85,7 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
         preds = await asyncio.gather(*(one(ex) for ex in flat))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
     out: dict[str, list[Prediction]] = defaultdict(list)
     for p in preds:
         out[p.dataset].append(p)
@@ -91,16 +94,14 @@ async def predict(model: str, calibration: Calibration, rows: dict[str, list[Exa
 
 def merged_adapter(adapter: Path, work_dir: Path) -> Path:
     """A LoRA adapter (e.g. a run's checkpoint-N) merged into the base model, as the service would serve it:
-    written once to WORK_DIR/merged-<adapter name>-<hash> and reused."""
+    written once, atomically (mental_r1.publish), to WORK_DIR/merged-<adapter name>-<hash> and reused."""
     from mental_r1.base_model import ensure_base_model
     from mental_r1.default_model import adapter_sha256, merge_adapter
+    from mental_r1.publish import publish_folder
 
     target = work_dir / f"merged-{adapter.name}-{adapter_sha256(adapter)[:12]}"
     if not (target / "config.json").exists():
-        tmp = work_dir / f".{target.name}.tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
-        merge_adapter(ensure_base_model(), adapter, tmp)
-        os.replace(tmp, target)
+        publish_folder(target, lambda tmp: merge_adapter(ensure_base_model(), adapter, tmp))
     return target
 
 

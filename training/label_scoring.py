@@ -1,6 +1,6 @@
 """The label distribution at a completion's commit point, from the policy's own logits (no vLLM engine).
 
-This is what the service decides on, computed the way the service computes it (app/assessor.py): decoding
+This is what the service decides on, computed the way the service computes it (mental_r1/assessor.py): decoding
 constrained to the task's label set. The label continuations (`label sentence</mental_state>`,
 contract.label_continuation) form a trie of token ids; at every node where they part (a *branch point*, more
 than one child) the next-token logits are soft-maxed over the children only, and a label's probability is

@@ -7,7 +7,7 @@ Rows are token ids, built exactly as the service and RL see them (mental_r1.cont
 template + pre-filled `<think>\\n<stimulus>`):
 - a reasoning row per example: prompt, then the stage-formatted IMHI answer (training/sft_targets.py: whole
   sentences within a token budget) + EOS. The reasoning up to `<mental_state>` and the label continuation
-  (`LABEL SENTENCE</mental_state>`) are tokenized apart, as the service scores them (app/assessor.py);
+  (`LABEL SENTENCE</mental_state>`) are tokenized apart, as the service scores them (mental_r1/assessor.py);
 - with `direct_rows`, a second row per example: prompt + `commit_prefix("")` (an empty reasoning), then the
   label continuation only. It trains the decision without reasoning: the crisis screen's model source reads
   the model there, and evaluate.py's `--max-tokens 0` measures it.

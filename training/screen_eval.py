@@ -8,7 +8,7 @@ Two parts: there is no t-sid training or validation data, so the t-sid test half
 hash of the post (`part`, about half each): part A is where the lexicon was developed and the model's
 thresholds are fitted, part B is only measured. Report part B.
 Model source: `--model` (default: the embedded default model, as the service serves it) through vLLM and
-the service's own path (app.assessor.Assessor.risk_probabilities: label scoring without reasoning).
+the service's own path (mental_r1.assessor.Assessor.risk_probabilities: label scoring without reasoning).
 Fit (part A's posts that are the model's validation rows, `mental_r1.data.carved_split`: the rest of part
 A trains the model since v2): the thresholds of the two risk tasks (each one of the observed probabilities of
 the fitting rows' self-harm posts, or off) that maximise the model source's own recall while its flags on "no mental
@@ -35,7 +35,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+if __package__ in (None, ""):  # `python training/screen_eval.py`: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.data import DataError, carved_split, load_split, screen_part
 from mental_r1.metrics import auroc
@@ -155,12 +156,11 @@ def text_rows(examples) -> list[Row]:
 
 async def model_probabilities(model: str, texts: list[str], concurrency: int, kv_cache_gib: float) -> list[dict]:
     from tqdm import tqdm
-    from transformers import AutoTokenizer
 
-    from app.assessor import Assessor, build_engine
+    from mental_r1.engine import EngineLimits
+    from mental_r1.loading import load_assessor
 
-    engine = build_engine(model, max_model_len=2048, kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency)
-    assessor = Assessor(engine, AutoTokenizer.from_pretrained(model))
+    assessor = load_assessor(model, EngineLimits(kv_cache_gib=kv_cache_gib, max_num_seqs=concurrency))
     gate = asyncio.Semaphore(concurrency)
     bar = tqdm(total=len(texts), desc="screening", unit="post")
 
@@ -174,7 +174,7 @@ async def model_probabilities(model: str, texts: list[str], concurrency: int, kv
         return await asyncio.gather(*(one(i, t) for i, t in enumerate(texts)))
     finally:
         bar.close()
-        engine.shutdown()
+        assessor.engine.shutdown()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -215,10 +215,12 @@ def main(argv: list[str] | None = None) -> None:
     model_name = None
     thresholds = None
     if not args.text_only:
-        from app.main import model_info
-        from mental_r1.default_model import ensure_default_model
+        from mental_r1.loading import checkpoint_folder, model_info
 
-        folder = Path(args.model) if args.model else ensure_default_model()
+        try:
+            folder = checkpoint_folder(args.model)
+        except FileNotFoundError as e:
+            sys.exit(f"error: {e}")
         info = model_info(folder, None)
         model_name = model_key(info.name, info.version)
         probs = asyncio.run(model_probabilities(str(folder), [e.text for e in examples], args.concurrency,

@@ -4,7 +4,7 @@
 
 (function () {
   const $ = (id) => document.getElementById(id);
-  const MAX_TASKS = 8;                                      // mental_r1.schemas.MAX_TASKS_PER_REQUEST
+  const MAX_TASKS = 8;                                      // app.protocol.MAX_TASKS_PER_REQUEST
   const DEFAULT_TASK = "DR";
   const LOCALE_RE = /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$/;  // the API's locale pattern
   const maxChars = parseInt(document.body.dataset.maxChars, 10) || 4000;

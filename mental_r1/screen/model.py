@@ -1,7 +1,7 @@
 """The model source of the crisis screen: the model's own probability of two risk labels, on every request.
 
 Which labels (MODEL_SCREEN): t-sid "suicide or self-harm tendency" and Irf perceived burdensomeness "yes".
-How (app.assessor.Assessor.risk_probabilities): for each of the two tasks, the shared prompt
+How (mental_r1.assessor.Assessor.risk_probabilities): for each of the two tasks, the shared prompt
 (contract.build_prompt) is cut at the commit point of an *empty* reasoning (contract.commit_prefix(""): the
 stimulus stage closed at once, then `<mental_state>`, where the model writes its label sentence). One
 1-token request reads the log-probabilities of the tokens where the task's label sentences first diverge

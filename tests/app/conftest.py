@@ -87,7 +87,7 @@ def server(tmp_path_factory, base_model_dir):
 
 # ------------------------------------------------------------------------- the app without an engine
 class StubAssessor:
-    """Stands in for app.assessor.Assessor: `result` is returned by assess (an exception is raised)."""
+    """Stands in for mental_r1.assessor.Assessor: `result` is returned by assess (an exception is raised)."""
 
     def __init__(self, result=None):
         self.result, self.calls = result, []

@@ -35,7 +35,7 @@ MAX_CHARS = 4000
 SHORT = {"max_tokens": 32}
 HEADER_TIMEOUT, BODY_TIMEOUT = 2, 2
 SEEN_TEXT: list[str] = []  # sentinels sent in requests: none may reach the log
-ECHO = 24  # an unknown task id is named back by at most this many characters (mental_r1.schemas.short_repr)
+ECHO = 24  # an unknown task id is named back by at most this many characters (app.protocol.short_repr)
 
 
 @pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "stub"])
@@ -91,8 +91,8 @@ class StubService:
 
     def __enter__(self):
         from app import main
-        from app.assessor import Assessor
         from app.server import DrainingServer, bind_sockets, server_config
+        from mental_r1.assessor import Assessor
         from mental_r1.schemas import ModelInfo
 
         from .conftest import StubAssessor

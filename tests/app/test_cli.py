@@ -24,7 +24,7 @@ import pytest
 
 from app.batch import BatchError, load_done
 from app.cli import InProcess, Remote, assess_parser, main, run_assess
-from app.safety import CrisisResources
+from mental_r1.safety import CrisisResources
 
 from .conftest import API_KEY, REPO
 from .fakes import MODEL, FakeAssessor, fake_service_app
@@ -90,6 +90,36 @@ def test_in_process_and_url_write_the_same_lines(tmp_path, live_app):
     assert crisis["crisis"] and any("988" in r["contact"] for r in crisis["resources"])  # the locale applies
     assert [a["task"] for a in got[0]["assessments"]] == ["DR", "t-sid"] and "text" not in got[0]
     assert local["rows"] == 6 and local["errors"] == {"invalid_request": 3} and local["crisis"] == 1
+
+
+def test_in_process_a_refused_row_gets_the_apis_error_and_a_dead_engine_stops_the_run(tmp_path):
+    from vllm.exceptions import VLLMValidationError
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    class Failing(FakeAssessor):
+        async def assess(self, text, task, opts, request_id=None):
+            if "refuse" in text:
+                raise VLLMValidationError("The decoder prompt (length 3000) is longer than the maximum model length")
+            if "die" in text:
+                raise EngineDeadError()
+            return await super().assess(text, task, opts, request_id)
+
+    class FailingInProcess(FakeInProcess):
+        async def start(self):
+            model = await super().start()
+            self.assessor = Failing()
+            return model
+
+    write_csv(tmp_path / "in.csv", [("a", "an ordinary post"), ("b", "refuse this one"), ("c", "an ordinary post")])
+    args = args_for(tmp_path, "out.jsonl")
+    summary = asyncio.run(run_assess(args, FailingInProcess(args)))
+    refused = read(tmp_path / "out.jsonl")[1]["error"]
+    assert refused["type"] == "invalid_request" and "VLLMValidationError" in refused["message"]
+    assert "3000" not in refused["message"] and summary["rows"] == 3 and summary["errors"] == {"invalid_request": 1}
+    write_csv(tmp_path / "in.csv", [("d", "now the engine will die")])
+    args = args_for(tmp_path, "dead.jsonl")
+    with pytest.raises(BatchError, match="the inference engine died; rerun the same command to resume"):
+        asyncio.run(run_assess(args, FailingInProcess(args)))
 
 
 def test_a_finished_output_is_not_redone(tmp_path):

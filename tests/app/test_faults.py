@@ -137,8 +137,8 @@ def trie_nodes(tokenizer, task) -> int:
 
 def screen_requests() -> int:
     """Engine requests of the crisis screen's model source per /assess: one per risk task with a threshold."""
-    from app.main import model_info
     from mental_r1.default_model import ensure_default_model
+    from mental_r1.loading import model_info
     from mental_r1.screen.model import load_model_screen
 
     info = model_info(ensure_default_model(), None)

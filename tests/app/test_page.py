@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.page import STATIC
-from app.safety import DISCLAIMER
+from mental_r1.safety import DISCLAIMER
 
 from .conftest import API_KEY, REPO, free_port
 from .fakes import fake_service_app

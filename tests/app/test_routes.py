@@ -4,6 +4,7 @@ service: tests/app/test_bad_input.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -72,7 +73,7 @@ def test_engine_validation_errors_are_4xx_without_their_message(engine_free_app)
     "9" * 3999,
 ])
 def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine_free_app, tokenizer, text):
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
 
     app = engine_free_app()
     with TestClient(app) as c:
@@ -84,7 +85,7 @@ def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine
 
 
 def test_reasoning_budget_is_shortened_to_fit(engine_free_app, tokenizer):
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
 
     class Recording(Assessor):
         async def assess(self, text, task, opts, request_id=None):  # the budget assess() would use
@@ -151,6 +152,83 @@ def test_assess_returns_the_label_set_and_says_when_it_is_uncertain(engine_free_
     assert both["label_set"] == ["yes", "no"] and both["uncertain"] == "uncertain between yes and no"
     documented = next(v for k, v in schema.items() if k.startswith("TaskAssessment"))["properties"]
     assert {"label_set", "uncertain"} <= set(documented)
+
+
+# ------------------------------------------------------------------- engine failures, deadline, disconnect
+def test_a_dead_engine_is_a_503_and_turns_livez_red(engine_free_app):
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor(EngineDeadError()))
+        r = post(c, {"text": "hi"})
+        live, again = c.get("/livez"), post(c, {"text": "hi"})
+    err = assert_envelope(r, 503, "unavailable")
+    assert err["message"] == "the inference engine has failed; the service needs a restart"
+    assert r.headers["retry-after"] == "5" and live.status_code == 503 and again.status_code == 503
+
+
+def test_a_full_engine_queue_is_vllms_own_status_with_retry_after(engine_free_app):
+    from vllm.exceptions import QueueOverflowError
+
+    app = engine_free_app()
+    with TestClient(app) as c:
+        ready(app, StubAssessor(QueueOverflowError()))
+        r = post(c, {"text": "hi"})
+        live = c.get("/livez")
+    assert assert_envelope(r, 503, "unavailable")["message"] == QueueOverflowError().message
+    assert r.headers["retry-after"] == "5" and live.status_code == 200  # busy, not dead
+
+
+class Slow(StubAssessor):
+    async def assess(self, text, task, opts, request_id=None):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            self.calls.append("cancelled")
+            raise
+
+
+def test_the_deadline_is_a_504_and_cancels_the_work(engine_free_app):
+    app = engine_free_app(request_timeout_s=5)
+    with TestClient(app) as c:
+        ready(app, slow := Slow())
+        r = post(c, {"text": "hi", "timeout_s": 0.2})
+    assert assert_envelope(r, 504, "timeout")["message"] == "assessment exceeded its 0.2 s deadline"
+    assert slow.calls == ["cancelled"] and app.state.in_flight == 0
+
+
+def test_a_client_that_disconnects_is_a_499_and_its_work_is_cancelled(engine_free_app):
+    from prometheus_client import REGISTRY
+
+    app = engine_free_app()
+    sent = []
+
+    async def run():
+        body = [{"type": "http.request", "body": b'{"text": "hi"}', "more_body": False}]
+
+        async def receive():  # the body, then the client is gone
+            return body.pop(0) if body else {"type": "http.disconnect"}
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/assess", "raw_path": b"/assess", "query_string": b"", "root_path": "",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"14")],
+                 "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+        async with app.router.lifespan_context(app):
+            ready(app, slow)
+            await app(scope, receive, send)
+
+    slow = Slow()
+    aborted = REGISTRY.get_sample_value("mental_r1_aborted_total") or 0.0
+    asyncio.run(run())
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    assert start["status"] == 499 and body["error"]["type"] == "client_closed"
+    assert slow.calls == ["cancelled"] and app.state.in_flight == 0
+    assert REGISTRY.get_sample_value("mental_r1_aborted_total") == aborted + 1
 
 
 # -------------------------------------------------------------------------------- admission, rate limit
@@ -344,8 +422,8 @@ def test_engine_shutdown_is_bounded_by_the_drain_timeout(engine_free_app, drain)
 
 # ------------------------------------------------------------------------------------- model identity
 def test_the_untrained_base_model_is_named_as_such(base_model_dir, tmp_path):
-    from app.main import model_info
     from mental_r1.base_model import UNTRAINED_NAME
+    from mental_r1.loading import model_info
 
     assert model_info(base_model_dir, None).name == UNTRAINED_NAME == "SmolLM2-135M-Instruct (untrained base model)"
     assert model_info(base_model_dir, "mine").name == "mine"  # --model-name wins

@@ -18,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def flag_all_server(tmp_path_factory, base_model_dir):
-    from app.main import model_info
     from mental_r1.default_model import ensure_default_model
+    from mental_r1.loading import model_info
 
     tmp = tmp_path_factory.mktemp("screen")
     info = model_info(ensure_default_model(), None)

@@ -15,10 +15,10 @@ import time
 import httpx
 import pytest
 
-from app.main import model_info
 from mental_r1.calibration import load_calibration
 from mental_r1.contract import STAGES
 from mental_r1.default_model import ensure_default_model
+from mental_r1.loading import model_info
 from mental_r1.schemas import AssessResponse, uncertainty_note
 from mental_r1.tasks import TASKS
 

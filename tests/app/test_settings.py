@@ -26,6 +26,27 @@ def test_env_prefix(monkeypatch):
     assert s.port == 9001 and s.kv_cache_gib == 2.5 and s.env == "development"
 
 
+def test_flags_win_over_the_environment_and_every_setting_is_a_flag(monkeypatch, capsys):
+    from app.__main__ import parse_settings
+
+    monkeypatch.setenv("MENTAL_R1_PORT", "9001")
+    monkeypatch.setenv("MENTAL_R1_HOST", "0.0.0.0")
+    s = parse_settings(["--port", "9002", "--kv-cache-gib", "2", "--max-text-chars", "100", "--model", "/m"])
+    assert (s.port, s.host, s.kv_cache_gib, s.max_text_chars, str(s.model)) == (9002, "0.0.0.0", 2.0, 100, "/m")
+    assert parse_settings([]).port == 9001
+    with pytest.raises(SystemExit) as e:
+        parse_settings(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and out.startswith("usage: python -m app")
+    for name in Settings.model_fields:
+        assert f"--{name.replace('_', '-')} " in out and f"MENTAL_R1_{name.upper()}" in out
+    with pytest.raises(SystemExit) as e:
+        parse_settings(["--workers", "2"])
+    assert e.value.code == 2 and "unrecognized arguments: --workers" in capsys.readouterr().err
+    with pytest.raises(ValidationError, match="ops_port must differ"):
+        parse_settings(["--port", "8000", "--ops-port", "8000"])
+
+
 def test_ops_port_must_differ_from_the_api_port():
     with pytest.raises(ValidationError, match="ops_port must differ"):
         Settings(port=8000, ops_port=8000)

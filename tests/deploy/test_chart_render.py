@@ -298,7 +298,7 @@ def test_crisis_resources_file(helm, tmp_path):
     cm = r.one("ConfigMap")
     assert json.loads(cm["data"]["crisis-resources.json"]) == resources
     # The app's own loader reads the file the chart writes.
-    from app.safety import CrisisResources
+    from mental_r1.safety import CrisisResources
 
     f = tmp_path / "crisis-resources.json"
     f.write_text(cm["data"]["crisis-resources.json"])

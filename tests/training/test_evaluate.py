@@ -64,3 +64,26 @@ def test_evaluate_names_the_layout_when_pointed_inside_it(tmp_path, data_dir):
     assert proc.returncode != 0 and "expected the IMHI layout DIR/{train,val,test}/NAME.csv" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r.json").exists()
 
+
+
+def test_an_adapter_is_merged_once_into_a_published_folder(tmp_path, monkeypatch):
+    """merged_adapter builds in a temp sibling (mental_r1.publish) and reuses the folder afterwards."""
+    import mental_r1.base_model
+    import mental_r1.default_model
+    from training.evaluate import merged_adapter
+
+    calls = []
+
+    def merge(base, adapter, out):
+        calls.append(out)
+        assert out.name.startswith(".merged-ckpt-") and not (tmp_path / "runs" / "merged-ckpt-abcdef012345").exists()
+        (out / "config.json").write_text("{}")
+
+    monkeypatch.setattr(mental_r1.default_model, "merge_adapter", merge)
+    monkeypatch.setattr(mental_r1.default_model, "adapter_sha256", lambda adapter: "abcdef0123456789")
+    monkeypatch.setattr(mental_r1.base_model, "ensure_base_model", lambda: tmp_path / "base")
+    first = merged_adapter(tmp_path / "ckpt", tmp_path / "runs")
+    again = merged_adapter(tmp_path / "ckpt", tmp_path / "runs")
+    assert first == again == tmp_path / "runs" / "merged-ckpt-abcdef012345"
+    assert (first / "config.json").exists() and len(calls) == 1
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [first.name]  # no temp folder left behind

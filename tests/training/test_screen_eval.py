@@ -96,7 +96,7 @@ def test_fit_and_write_thresholds_with_a_stub_model(tmp_path, monkeypatch):
     """The whole command with the model stubbed: probabilities high for the made-up self-harm posts."""
     import asyncio
 
-    import app.main
+    import mental_r1.loading
     import training.screen_eval as se
     from mental_r1.schemas import ModelInfo
     from mental_r1.screen.model import load_model_screen
@@ -107,7 +107,9 @@ def test_fit_and_write_thresholds_with_a_stub_model(tmp_path, monkeypatch):
                 for t in texts]
 
     monkeypatch.setattr(se, "model_probabilities", stub)
-    monkeypatch.setattr(app.main, "model_info", lambda folder, name: ModelInfo(name="stub", version="2.0.0+sha256:ab"))
+    monkeypatch.setattr(mental_r1.loading, "model_info",
+                        lambda folder, name: ModelInfo(name="stub", version="2.0.0+sha256:ab"))
+    (tmp_path / "config.json").write_text("{}")  # a checkpoint folder, as far as the command checks
     th = tmp_path / "thresholds.json"
     th.write_text("{}")
     out = tmp_path / "screen.json"

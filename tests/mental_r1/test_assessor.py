@@ -4,8 +4,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.assessor import cpu_threads_bind
-
 
 # ----------------------------------------------------------------------- the engine requests an assessment sends
 class RecordingEngine:
@@ -31,7 +29,7 @@ class RecordingEngine:
 
 
 def test_no_reasoning_scores_the_labels_at_an_empty_reasonings_commit_point(tokenizer):
-    from app.assessor import Assessor, GenerationOptions
+    from mental_r1.assessor import Assessor, GenerationOptions
     from mental_r1.contract import build_prompt, commit_prefix
     from mental_r1.tasks import TASKS
 
@@ -58,7 +56,7 @@ def trie_branchings(conts: list[list[int]]) -> int:
 
 @pytest.mark.parametrize("task_id, branchings", [("DR", 1), ("SAD", 2), ("CAMS", 2), ("t-sid", 1)])
 def test_an_assessment_is_one_generation_and_one_request_per_branching_node(tokenizer, task_id, branchings):
-    from app.assessor import Assessor, GenerationOptions
+    from mental_r1.assessor import Assessor, GenerationOptions
     from mental_r1.contract import commit_prefix
     from mental_r1.label_trie import label_continuations
     from mental_r1.tasks import TASKS
@@ -103,7 +101,7 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
     """DR with the rule (direct weight 1, 2 samples): one greedy and two seeded sampled generations, each scored
     at its own commit point, plus the direct scoring; the label is the direct one and the stages shown are
     those of the sampled reasoning whose commit point prefers it."""
-    from app.assessor import SAMPLE_TOP_P, Assessor, GenerationOptions
+    from mental_r1.assessor import SAMPLE_TOP_P, Assessor, GenerationOptions
     from mental_r1.calibration import Calibration
     from mental_r1.contract import commit_prefix
     from mental_r1.decision import DecisionRule
@@ -116,7 +114,7 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
     conts = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]
     k = next(k for k in range(len(conts[0])) if conts[0][k] != conts[1][k])
     yes_tok = conts[task.label_names.index("yes")][k]
-    ids = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+    ids = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]
     p_yes = {tuple(ids(commit_prefix(""))): 0.8, tuple(ids(commit_prefix(texts[None]))): 0.3,
              tuple(ids(commit_prefix(texts[1]))): 0.9, tuple(ids(commit_prefix(texts[2]))): 0.6}
 
@@ -141,7 +139,7 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
 def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
     where the labels part ways; P(risk label) is their renormalised probability (no engine: a recording one)."""
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
     from mental_r1.contract import build_prompt, commit_prefix
     from mental_r1.label_trie import label_continuations
     from mental_r1.screen.model import MODEL_SCREEN
@@ -209,8 +207,9 @@ def test_engine_scoring_matches_constrained_decoding_from_full_logits(tmp_path, 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from app.assessor import Assessor, build_engine
+    from mental_r1.assessor import Assessor
     from mental_r1.contract import build_prompt, commit_prefix
+    from mental_r1.engine import build_engine
     from mental_r1.label_trie import label_continuations
     from mental_r1.tasks import TASKS
     from training.models import build_tiny_model
@@ -258,46 +257,6 @@ def test_engine_scoring_matches_constrained_decoding_from_full_logits(tmp_path, 
         assert [math.exp(v) for v in got[t]] == pytest.approx(probs, abs=0.01), t
 
 
-# ------------------------------------------------------------------------------------------ CPU binding
-@pytest.mark.parametrize("cores, expected", [({0, 1}, "0-1"), ({0}, "0"), ({3, 0, 1, 2}, "0-3"),
-                                             ({0, 2, 3, 5}, "0,2-3,5"), ({4, 5, 6, 9, 10}, "4-6,9-10")])
-def test_the_engine_is_bound_to_every_core_this_process_may_use(cores, expected):
-    assert cpu_threads_bind({}, cores) == expected
-    assert cpu_threads_bind({"VLLM_CPU_OMP_THREADS_BIND": ""}, cores) == expected  # empty = unset
-
-
-@pytest.mark.parametrize("value", ["nobind", "auto", "1", "0-3|4-7"])
-def test_an_explicit_binding_wins(value):
-    assert cpu_threads_bind({"VLLM_CPU_OMP_THREADS_BIND": value}, {0, 1}) is None
-
-
-def test_build_engine_sets_the_binding_before_the_engine_is_created(monkeypatch):
-    """The engine core process inherits os.environ when AsyncLLM spawns it: the value must be there by then."""
-    import os
-
-    from vllm.platforms import current_platform
-    from vllm.v1.engine import async_llm
-
-    from app.assessor import build_engine
-
-    seen = {}
-
-    def fake_from_engine_args(args):
-        seen["bind"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
-        return "engine"
-
-    monkeypatch.setattr(async_llm.AsyncLLM, "from_engine_args", staticmethod(fake_from_engine_args))
-    monkeypatch.setattr(current_platform, "is_cpu", lambda: True)
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
-    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
-    assert build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1) == "engine"
-    assert seen["bind"] == "0-1"
-    assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ  # for that engine only: the process keeps its own
-    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # training/rollout.py's choice beside a trainer
-    build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1)
-    assert seen["bind"] == "nobind"
-
-
 # ------------------------------------------------------------------------------------------ token budget
 # ~4,000-character posts (the default character limit) that tokenize to 1.5-8x as many tokens as English
 LONG_POSTS = {
@@ -313,7 +272,7 @@ LONG_POSTS = {
 
 @pytest.fixture(scope="module")
 def assessor(tokenizer):
-    from app.assessor import Assessor
+    from mental_r1.assessor import Assessor
 
     return Assessor(None, tokenizer, max_model_len=2048)  # no engine: the budget needs the tokenizer only
 
@@ -333,7 +292,7 @@ def worst_case_scoring_prompt(assessor, text, task, budget) -> int:
 @pytest.mark.parametrize("lang", list(LONG_POSTS))
 @pytest.mark.parametrize("task_id", ["DR", "SAD", "t-sid", "CAMS"])
 def test_long_posts_get_a_shorter_budget_or_a_422_message_never_an_engine_error(assessor, lang, task_id):
-    from app.assessor import MIN_REASONING_TOKENS, ContextOverflow
+    from mental_r1.assessor import MIN_REASONING_TOKENS, ContextOverflow
     from mental_r1.tasks import TASKS
 
     task = TASKS[task_id]
@@ -359,7 +318,7 @@ def test_long_posts_get_a_shorter_budget_or_a_422_message_never_an_engine_error(
 
 
 def test_budget_arithmetic():
-    from app.assessor import reasoning_budget
+    from mental_r1.assessor import reasoning_budget
 
     assert reasoning_budget(prompt_tokens=300, requested=384, scoring_margin=40, max_model_len=2048) == 384
     assert reasoning_budget(prompt_tokens=1800, requested=384, scoring_margin=40, max_model_len=2048) == 208
@@ -367,7 +326,7 @@ def test_budget_arithmetic():
 
 
 def test_a_text_that_fits_nowhere_says_how_long_it_may_be(assessor):
-    from app.assessor import ContextOverflow
+    from mental_r1.assessor import ContextOverflow
     from mental_r1.tasks import TASKS
 
     with pytest.raises(ContextOverflow, match=r"the text is 4000 tokens long; .* at most \d+ tokens of text"):

@@ -1,6 +1,7 @@
 """The inference path: one assessment = the reasoning up to the commit point + one scoring pass over the labels.
 
-Both the service and `training/evaluate.py` use this class, so evaluation numbers describe what users get.
+The service, `mental-r1 assess` and the evaluations (training/evaluate.py, screen_eval.py, decision_sweep.py)
+all use this class, loaded by mental_r1/loading.py, so evaluation numbers describe what users get.
 
 1. Generate: the shared prompt (contract.build_prompt, pre-filled `<think>\\n<stimulus>`), stopping where
    the mental_state stage opens (contract.COMMIT_TAG): stimulus, primary and secondary appraisal, reaction.
@@ -33,10 +34,7 @@ whatever its tasks.
 from __future__ import annotations
 
 import asyncio
-import logging
-import os
 import uuid
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mental_r1.calibration import Calibration
@@ -49,14 +47,11 @@ from mental_r1.contract import (
     parse_completion,
 )
 from mental_r1.decision import DecisionRule, decide
+from mental_r1.errors import InvalidText
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
-from mental_r1.schemas import TaskAssessment, Usage, stage_texts
+from mental_r1.schemas import ModelInfo, TaskAssessment, Usage, stage_texts
 from mental_r1.screen.model import risk_probability
 from mental_r1.tasks import Task, get_task
-
-log = logging.getLogger(__name__)
-
-CPU_BLOCK_SIZE = 32
 
 # The token budget. Every engine request must fit the model's context: the reasoning generation
 # (prompt + max_tokens) and each scoring request (prompt + the reasoning up to the commit point + a label
@@ -64,8 +59,8 @@ CPU_BLOCK_SIZE = 32
 # budget is shortened to what fits, but never below MIN_REASONING_TOKENS (the API's smallest max_tokens);
 # a text that leaves less than that is refused (ContextOverflow → 422), before any engine work.
 MIN_REASONING_TOKENS = 32
-RETOKENIZE_SLACK = 8
-SAMPLE_TOP_P = 0.95  # nucleus for the sampled reasoning candidates of a decision rule (mental_r1/decision.py)  # re-tokenizing the generated text may split it differently from the generated tokens
+RETOKENIZE_SLACK = 8  # re-tokenizing the generated text may split it differently from the generated tokens
+SAMPLE_TOP_P = 0.95  # nucleus for the sampled reasoning candidates of a decision rule (mental_r1/decision.py)
 
 
 @dataclass(frozen=True)
@@ -83,66 +78,7 @@ class GenerationOptions:
     seed: int | None = None
 
 
-def cpu_threads_bind(environ: Mapping[str, str], cores: Iterable[int]) -> str | None:
-    """The VLLM_CPU_OMP_THREADS_BIND value to set: every core in `cores` (the ones this process may use) as
-    vLLM's id list ("0-1", "0,2-3"), or None when the environment already has a value (it wins, "nobind"
-    included).
-
-    vLLM-CPU's default ("auto") keeps one core per engine rank out of the OpenMP threads for its scheduler
-    process (`reserve_cpu_num=1`): on a 2-core machine the model gets one core, 1.5x slower than both
-    (issue 20). With an explicit list vLLM binds exactly those cores; VLLM_CPU_NUM_OF_RESERVED_CPU then no
-    longer matters (vllm/utils/ompmultiprocessing.py reads it in "auto" mode only)."""
-    if environ.get("VLLM_CPU_OMP_THREADS_BIND"):
-        return None
-    runs: list[list[int]] = []
-    for c in sorted(set(cores)):
-        if runs and c == runs[-1][1] + 1:
-            runs[-1][1] = c
-        else:
-            runs.append([c, c])
-    assert runs, "no CPU core to bind the engine's threads to"
-    return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in runs)
-
-
-def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num_seqs: int,
-                 max_queued_requests: int | None = None, enforce_eager: bool = True, seed: int = 0):
-    """An AsyncLLM for `model` (vllm-cpu on CPU machines, vllm on GPUs).
-
-    On CPU the engine's OpenMP threads are bound to every core this process may use, unless
-    VLLM_CPU_OMP_THREADS_BIND says otherwise (cpu_threads_bind). The engine core process reads it when it
-    starts its worker, with the environment it inherited when AsyncLLM spawned it (inside from_engine_args),
-    so the value is set in this process's environment for the engine's creation only: a later engine in the
-    same process (training/rollout.py's, "nobind") chooses its own."""
-    from vllm import AsyncEngineArgs
-    from vllm.platforms import current_platform
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    bind = None
-    if current_platform.is_cpu() and hasattr(os, "sched_getaffinity"):
-        bind = cpu_threads_bind(os.environ, os.sched_getaffinity(0))
-    args = AsyncEngineArgs(
-        model=model, tokenizer=model, dtype="bfloat16", max_model_len=max_model_len,
-        kv_cache_memory_bytes=int(kv_cache_gib * 2**30), max_num_seqs=max_num_seqs,
-        max_num_queued_reqs=max_queued_requests, enforce_eager=enforce_eager,
-        enable_prefix_caching=True, seed=seed, enable_log_requests=False,
-        # Label scoring sends 1-token requests (one per branching node of the label trie) over the cached
-        # prefix, and the prefix cache holds whole blocks only: every request recomputes the prefix's last
-        # partial block. With vLLM's CPU default of 128-token blocks that recomputation cost more than the
-        # generation (bench/serve.py, when every trie node was a request); 32 is the smallest block the
-        # CPU attention kernel takes. GPUs keep their default (16).
-        block_size=CPU_BLOCK_SIZE if current_platform.is_cpu() else None,
-    )
-    if bind is None:
-        return AsyncLLM.from_engine_args(args)
-    log.info("binding the engine's threads to cores %s (set VLLM_CPU_OMP_THREADS_BIND to choose)", bind)
-    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = bind
-    try:
-        return AsyncLLM.from_engine_args(args)
-    finally:
-        os.environ.pop("VLLM_CPU_OMP_THREADS_BIND", None)
-
-
-class ContextOverflow(ValueError):
+class ContextOverflow(InvalidText):
     """The text leaves less than MIN_REASONING_TOKENS of reasoning in the model's context."""
 
     def __init__(self, task_id: str, text_chars: int, text_tokens: int, max_text_tokens: int, max_model_len: int):
@@ -162,11 +98,13 @@ def reasoning_budget(prompt_tokens: int, requested: int, scoring_margin: int, ma
 
 
 class Assessor:
-    def __init__(self, engine, tokenizer, calibration: Calibration | None = None, max_model_len: int | None = None):
+    def __init__(self, engine, tokenizer, calibration: Calibration | None = None, max_model_len: int | None = None,
+                 model: ModelInfo | None = None):
         self.engine = engine
         self.tokenizer = tokenizer
         self.calibration = calibration or Calibration()  # shipped with the model (mental_r1/calibration.py)
         self.max_model_len = max_model_len or engine.model_config.max_model_len
+        self.model = model  # the checkpoint's name and version (mental_r1/loading.py), for responses
         self._margins: dict[str, int] = {}
 
     def _ids(self, text: str) -> list[int]:

@@ -1,9 +1,9 @@
-"""Safety content of every response: the disclaimer, the crisis screen's verdict and per-locale resources.
+"""Safety content of every assessment: the disclaimer, the crisis screen's verdict and per-locale resources.
 
-The screen itself lives in the core (mental_r1/screen: a lexicon over the normalised text and the model's
-own risk-label probabilities, with the level rule), so the service, batch runs and the measurement
-(training/screen_eval.py) flag the same posts. This module adds what only the service has: the resources
-of the caller's locale (configuration: a JSON file, with an international default) and the metrics.
+The screen itself is mental_r1/screen (a lexicon over the normalised text and the model's own risk-label
+probabilities, with the level rule), so the service, batch runs and the measurement (training/screen_eval.py)
+flag the same posts. This module adds the resources of the caller's locale (configuration: a JSON file, with an
+international default) and the response's safety block; the service counts the flags (app/metrics.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import re
 from pathlib import Path
 
-from app import metrics
 from mental_r1.schemas import CrisisResource, Safety, TaskAssessment
 from mental_r1.screen import screen, urgent
 from mental_r1.screen.model import ModelScreen
@@ -83,14 +82,3 @@ def safety_block(text: str, assessments: list[TaskAssessment], resources: Crisis
     if now:  # the emergency number before the helplines (a stable sort keeps their order otherwise)
         found = sorted(found, key=lambda r: not r.emergency)
     return Safety(disclaimer=DISCLAIMER, crisis=flagged, level=level, urgent=now, signals=signals, resources=found)
-
-
-def record_metrics(safety: Safety) -> None:
-    """Flags by source (text, model) at the highest level that source raised, and by category: bounded labels,
-    never text."""
-    for source in ("text", "model"):
-        levels = {s.level for s in safety.signals if s.source == source}
-        if levels:
-            metrics.SAFETY_FLAGS.labels(source, "crisis" if "crisis" in levels else "concern").inc()
-    for category in sorted({s.category for s in safety.signals}):
-        metrics.CRISIS.labels(category).inc()
