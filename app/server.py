@@ -1,7 +1,7 @@
 """The HTTP server `python -m app` runs: uvicorn with bounded connections, a drain on SIGTERM, and an
 optional second listener for the ops endpoints.
 
-Limits (Settings; measured in tests/app/test_connections.py):
+Limits (Settings; tested in tests/app/test_server.py and test_bad_input.py):
 - `max_connections`: open connections served at once (uvicorn's limit_concurrency); a request on a
   connection beyond it gets uvicorn's plain 503 and the connection is closed.
 - `max_header_bytes`: request line + headers. h11 stops buffering an incomplete head at this size (400 and

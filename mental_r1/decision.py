@@ -29,7 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-
 def _probabilities(logprobs: dict[str, float]) -> dict[str, float]:
     """label → probability from label → log-probability (renormalised; the Assessor's scores already sum to 1).
     (calibration.softmax at T = 1; not imported from there because calibration.py imports this module.)"""
