@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,16 +17,23 @@ from app.page import router as page_router
 from app.ratelimit import RateLimiter
 from app.routes import router
 from app.settings import Settings
+from mental_r1.assessor import Assessor, GenerationOptions
 from mental_r1.safety import CrisisResources
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "Today was an ordinary day at work."
 
 
-async def _load(app: FastAPI, settings: Settings) -> None:
-    """Load the model (mental_r1/loading.py), warm it up with one real assessment, then mark the service ready."""
-    from mental_r1.assessor import GenerationOptions
+def load_served_model(settings: Settings) -> Assessor:
+    """The service's model: the checkpoint of `settings.model` (default: the embedded default model) on a new
+    vLLM engine (mental_r1/loading.py). Blocking, for tens of seconds."""
     from mental_r1.loading import load_assessor
+
+    return load_assessor(settings.model, settings.engine_limits, name=settings.model_name)
+
+
+async def _load(app: FastAPI, settings: Settings, load: Callable[[Settings], Assessor]) -> None:
+    """Load the model with `load`, warm it up with one real assessment, then mark the service ready."""
     from mental_r1.screen.model import load_model_screen
     from mental_r1.tasks import DEFAULT_TASK, get_task
 
@@ -33,8 +41,7 @@ async def _load(app: FastAPI, settings: Settings) -> None:
     try:
         t0 = time.perf_counter()
         # in a thread: engine start-up takes tens of seconds, and probes and signals must be answered meanwhile
-        state.assessor = await asyncio.to_thread(load_assessor, settings.model, settings.engine_limits,
-                                                 name=settings.model_name)
+        state.assessor = await asyncio.to_thread(load, settings)
         state.engine, state.model_info = state.assessor.engine, state.assessor.model
         state.model_screen = load_model_screen(state.model_info.name, state.model_info.version,
                                                settings.screen_thresholds_file)
@@ -47,7 +54,10 @@ async def _load(app: FastAPI, settings: Settings) -> None:
         log.error("engine failed to load: %s", state.load_error)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None,
+               load: Callable[[Settings], Assessor] = load_served_model) -> FastAPI:
+    """The service. `load(settings)` returns the Assessor to serve (blocking; run in a thread by the lifespan,
+    then warmed up): the real model by default, an Assessor on a fake engine in the tests."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -59,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.engine = state.assessor = state.load_error = state.model_info = state.model_screen = None
         state.in_flight = 0  # assessment tasks, not requests
         state.rate_limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
-        loader = asyncio.create_task(_load(app, settings))
+        loader = asyncio.create_task(_load(app, settings, load))
         try:
             yield
         finally:

@@ -1,4 +1,6 @@
-"""A real service: `python -m app` in a subprocess on the embedded default model (real vLLM engine)."""
+"""The service two ways: `server`, the real one (`python -m app` in a subprocess on the embedded default model,
+real vLLM engine; for slow tests), and `fake_app`, the real app in this process with the real Assessor on a
+fake engine (`fake_engine`, tests/fake_engine.py; for every fast route test)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 API_KEY = "test-key-0123456789"
+API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
 SECRET_TEXT = "Zebra-sentinel-7731 I want to kill myself tonight"  # must never appear in the logs
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,7 +79,7 @@ class Server:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory, base_model_dir):
     srv = Server(tmp_path_factory.mktemp("server"),
-                 MENTAL_R1_API_KEY_HASHES=hashlib.sha256(API_KEY.encode()).hexdigest(),
+                 MENTAL_R1_API_KEY_HASHES=API_KEY_HASH,
                  MENTAL_R1_MAX_QUEUED_REQUESTS="4", MENTAL_R1_MAX_TEXT_CHARS="2000")
     try:
         srv.wait_ready()
@@ -85,50 +88,27 @@ def server(tmp_path_factory, base_model_dir):
         srv.stop()
 
 
-# ------------------------------------------------------------------------- the app without an engine
-class StubAssessor:
-    """Stands in for mental_r1.assessor.Assessor: `result` is returned by assess (an exception is raised)."""
+# ------------------------------------------------------------------------------ the app on a fake engine
+@pytest.fixture
+def fake_engine(tokenizer):
+    """This test's fake engine (tests/fake_engine.py): the engine of every `fake_app` the test makes."""
+    from tests.fake_engine import FakeEngine
 
-    def __init__(self, result=None):
-        self.result, self.calls = result, []
-
-    def reasoning_budget(self, text, task, requested):
-        return requested
-
-    async def assess(self, text, task, opts, request_id=None):
-        from mental_r1.schemas import TaskAssessment, Usage
-
-        self.calls.append((task.id, opts.max_tokens))
-        if isinstance(self.result, BaseException):
-            raise self.result
-        label = task.labels[0]
-        return TaskAssessment(task=task.id, question=task.question, label=label.short, label_text=label.text,
-                              confidence=1.0, probabilities={label.short: 1.0}, label_logprobs={label.short: 0.0},
-                              stages=[], format_valid=True, format_issues=[], usage=Usage())
+    return FakeEngine(tokenizer)
 
 
 @pytest.fixture
-def engine_free_app(monkeypatch):
-    """`make(assessor, **settings)` → the real app (create_app: routes, middleware, error handlers) whose
-    model loader is skipped; `ready(app, assessor)` inside a running client marks it ready with `assessor`."""
-    from app import main
+def fake_app(monkeypatch, fake_engine):
+    """`make(**settings)` → the real app (create_app) whose model is the real Assessor on `fake_engine`
+    (tests/app/fake_service.py); the MENTAL_R1_* environment is cleared, so only `settings` apply."""
     from app.settings import Settings
 
-    async def no_load(app, settings):
-        return None
+    from .fake_service import app_on
 
-    monkeypatch.setattr(main, "_load", no_load)
     for k in [k for k in os.environ if k.startswith("MENTAL_R1_")]:
         monkeypatch.delenv(k)
 
     def make(**settings):
-        return main.create_app(Settings(**settings))
+        return app_on(fake_engine, Settings(**settings))
 
     return make
-
-
-def ready(app, assessor) -> None:
-    from mental_r1.schemas import ModelInfo
-
-    app.state.assessor, app.state.ready = assessor, True
-    app.state.model_info = ModelInfo(name="stub", version="0")

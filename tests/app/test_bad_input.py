@@ -1,6 +1,6 @@
 """Hostile input and hostile clients against the real service (`python -m app`, real vLLM engine on a tiny
 random model with the real tokenizer, production mode with API keys and an ops port; marked slow), and the
-same cases against the same app with generation stubbed out (fast; see the `svc` fixture).
+same cases against the same app on a fake engine (fast; see the `svc` fixture).
 
 Cases are generated per category from a seeded RNG (categories, not particular strings): long non-English
 and mixed-script posts, digit and symbol runs, invisible and control characters, lone surrogates, injected
@@ -14,12 +14,12 @@ the end no traceback, no request text and no 500 in the service's log and metric
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import json
 import logging
 import random
 import threading
 import time
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -27,8 +27,10 @@ import pytest
 from mental_r1.schemas import AssessResponse
 from mental_r1.tasks import TASKS
 
-from .conftest import API_KEY, Server, free_port
+from .conftest import API_KEY, API_KEY_HASH, Server, free_port
+from .fake_service import app_on, wait_ready
 from .test_server import connect, request, response, seconds_until_closed
+from .threaded_server import serving
 
 RNG = random.Random(14)
 MAX_CHARS = 4000
@@ -38,20 +40,20 @@ SEEN_TEXT: list[str] = []  # sentinels sent in requests: none may reach the log
 ECHO = 24  # an unknown task id is named back by at most this many characters (app.protocol.short_repr)
 
 
-@pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "stub"])
+@pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "fake-engine"])
 def svc(request, tmp_path_factory):
-    """`engine`: `python -m app` on a tiny random model (real vLLM engine, real tokenizer). `stub`: the same app
-    and server configuration in this process with generation stubbed out (the token budget still uses the
-    real tokenizer): a fast run of every case that does not depend on what the model generates."""
-    settings = {"MENTAL_R1_ENV": "production", "MENTAL_R1_API_KEY_HASHES": hashlib.sha256(API_KEY.encode()).hexdigest(),
+    """`engine`: `python -m app` on a tiny random model (real vLLM engine, real tokenizer). `fake-engine`: the same
+    app and server configuration in this process, the real Assessor (real tokenizer) on a fake engine
+    (tests/fake_engine.py): a fast run of every case that does not depend on what the model generates."""
+    settings = {"MENTAL_R1_ENV": "production", "MENTAL_R1_API_KEY_HASHES": API_KEY_HASH,
                 "MENTAL_R1_OPS_PORT": str(free_port()), "MENTAL_R1_MAX_QUEUED_REQUESTS": "16",
                 "MENTAL_R1_MAX_TEXT_CHARS": str(MAX_CHARS), "MENTAL_R1_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT),
                 "MENTAL_R1_BODY_TIMEOUT_S": str(BODY_TIMEOUT), "MENTAL_R1_MAX_CONNECTIONS": "64"}
     base_model_dir = request.getfixturevalue("base_model_dir")
     tmp = tmp_path_factory.mktemp("bad-input")
-    if request.param == "stub":
-        with StubService(settings, request.getfixturevalue("tokenizer")) as srv:
-            # the stub shares this process's Prometheus registry: 500s counted by earlier test modules are not ours
+    if request.param == "fake-engine":
+        with InThreadService(settings, request.getfixturevalue("tokenizer")) as srv:
+            # it shares this process's Prometheus registry: 500s counted by earlier test modules are not ours
             srv.server_errors_before = server_errors(httpx.get(f"{srv.ops_url}/metrics", timeout=30).text)
             yield srv
         return
@@ -67,9 +69,9 @@ def svc(request, tmp_path_factory):
         srv.stop()
 
 
-class StubService:
-    """The app of create_app on app.server's uvicorn configuration, in a thread, with the engine stubbed: the
-    real Assessor's token budget (real tokenizer), a canned assessment instead of generation."""
+class InThreadService:
+    """The app of create_app on a fake engine, served in a thread with app.server's uvicorn configuration
+    (tests/app/threaded_server.py), with conftest.Server's interface; its log lines are collected."""
 
     def __init__(self, env: dict[str, str], tokenizer):
         from app.settings import Settings
@@ -92,54 +94,21 @@ class StubService:
         return "\n".join(self.lines)
 
     def __enter__(self):
-        from app import main
-        from app.server import DrainingServer, bind_sockets, server_config
-        from mental_r1.assessor import Assessor
-        from mental_r1.schemas import ModelInfo
+        from tests.fake_engine import FakeEngine
 
-        from .conftest import StubAssessor
-
-        tokenizer = self.tokenizer
-
-        class Engine:
-            async def check_health(self):
-                return None
-
-            def shutdown(self, timeout=None):
-                return None
-
-        class BudgetOnly(Assessor):
-            async def assess(self, text, task, opts, request_id=None):
-                self.reasoning_budget(text, task, opts.max_tokens)
-                return await StubAssessor().assess(text, task, opts)
-
-        async def load(app, settings):
-            app.state.engine, app.state.model_info = Engine(), ModelInfo(name="stub", version="0")
-            app.state.assessor, app.state.ready = BudgetOnly(None, tokenizer, max_model_len=2048), True
-
-        self.patch = pytest.MonkeyPatch()
-        self.patch.setattr(main, "_load", load)
+        app = app_on(FakeEngine(self.tokenizer), self.settings)
+        self.stack = ExitStack()
+        self.stack.enter_context(serving(app, self.settings))
+        wait_ready(app)
         handler = logging.Handler()
         handler.emit = lambda record: self.lines.append(logging.Formatter().format(record))
-        self.loggers = [logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access", "app")]
-        config = server_config(main.create_app(self.settings), self.settings)
-        self.server = DrainingServer(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True,
-                                       kwargs={"sockets": bind_sockets(config, self.settings)})
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        for lg in self.loggers:
+        for lg in (logging.getLogger(n) for n in ("uvicorn", "uvicorn.error", "uvicorn.access", "app")):
             lg.addHandler(handler)
-        self.handler = handler
+            self.stack.callback(lg.removeHandler, handler)
         return self
 
     def __exit__(self, *exc):
-        for lg in self.loggers:
-            lg.removeHandler(self.handler)
-        self.server.should_exit = True
-        self.thread.join(15)
-        self.patch.undo()
+        self.stack.close()
 
 
 def sentinel() -> str:

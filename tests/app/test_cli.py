@@ -1,7 +1,7 @@
 """`mental-r1`: batch assessment in-process and over HTTP gives the same lines; the console commands.
 
-Fast tests run both backends over a fake assessor: in-process, and through the real app (routes, auth,
-validation, error envelope) over httpx's ASGI transport. The slow tests run real engines: a tiny random
+Fast tests run both backends over the real Assessor on a fake engine (tests/fake_engine.py): in-process, and
+through the real app (routes, auth, validation, error envelope) over httpx's ASGI transport. The slow tests run real engines: a tiny random
 model over a CSV with bad rows (interrupted and resumed), and `--url` against the live test service.
 """
 
@@ -26,16 +26,22 @@ from app.batch import BatchError, load_done
 from app.cli import InProcess, Remote, assess_parser, main, run_assess
 from mental_r1.safety import CrisisResources
 
-from .conftest import API_KEY, REPO
-from .fakes import MODEL, FakeAssessor, fake_service_app
+from .conftest import API_KEY, API_KEY_HASH, REPO
+from .fake_service import MODEL, fake_assessor, until_ready
 
 POSTS = [("a1", "Nothing has felt worth doing for weeks and I sleep all day."), ("a2", ""), ("a3", "   "),
          ("a4", "x" * 61), ("a5", "I want to kill myself tonight."), ("a6", "We had a lovely picnic.")]
 
 
 class FakeInProcess(InProcess):
+    """In-process with the fake assessor on `engine` instead of the model load."""
+
+    def __init__(self, args, engine):
+        super().__init__(args)
+        self.fake_engine = engine
+
     async def start(self):
-        self.assessor, self.model, self.resources = FakeAssessor(), MODEL, CrisisResources()
+        self.assessor, self.model, self.resources = fake_assessor(self.fake_engine), MODEL, CrisisResources()
         return MODEL.model_dump()
 
 
@@ -61,23 +67,23 @@ def read(path: Path) -> list[dict]:
 
 
 @pytest.fixture
-def live_app(monkeypatch):
+def live_app(monkeypatch, fake_app):
     """The real app (routes, auth, errors) with a fake engine behind it; an API key is configured."""
     monkeypatch.setenv("MENTAL_R1_API_KEY", API_KEY)
-    return fake_service_app(monkeypatch, max_text_chars=60)
+    return fake_app(max_text_chars=60, api_key_hashes=API_KEY_HASH)
 
 
 async def through_the_api(app, args):
     async with app.router.lifespan_context(app):
-        await asyncio.sleep(0)  # the (fake) loader runs
+        await until_ready(app)
         return await run_assess(args, Remote(args, transport=httpx.ASGITransport(app)))
 
 
-def test_in_process_and_url_write_the_same_lines(tmp_path, live_app):
+def test_in_process_and_url_write_the_same_lines(tmp_path, live_app, fake_engine):
     write_csv(tmp_path / "in.csv", POSTS)
     local_args = args_for(tmp_path, "local.jsonl", "--max-text-chars", "60")
     url_args = args_for(tmp_path, "url.jsonl", "--url", "http://service")
-    local = asyncio.run(run_assess(local_args, FakeInProcess(local_args)))
+    local = asyncio.run(run_assess(local_args, FakeInProcess(local_args, fake_engine)))
     remote = asyncio.run(through_the_api(live_app, url_args))
 
     got = read(tmp_path / "local.jsonl")
@@ -92,71 +98,63 @@ def test_in_process_and_url_write_the_same_lines(tmp_path, live_app):
     assert local["rows"] == 6 and local["errors"] == {"invalid_request": 3} and local["crisis"] == 1
 
 
-def test_in_process_a_refused_row_gets_the_apis_error_and_a_dead_engine_stops_the_run(tmp_path):
+def test_in_process_a_refused_row_gets_the_apis_error_and_a_dead_engine_stops_the_run(tmp_path, fake_engine):
     from vllm.exceptions import VLLMValidationError
     from vllm.v1.engine.exceptions import EngineDeadError
 
-    class Failing(FakeAssessor):
-        async def assess(self, text, task, opts, request_id=None):
-            if "refuse" in text:
-                raise VLLMValidationError("The decoder prompt (length 3000) is longer than the maximum model length")
-            if "die" in text:
-                raise EngineDeadError()
-            return await super().assess(text, task, opts, request_id)
+    def failure(post):
+        if "refuse" in post:
+            return VLLMValidationError("The decoder prompt (length 3000) is longer than the maximum model length")
+        return EngineDeadError() if "die" in post else None
 
-    class FailingInProcess(FakeInProcess):
-        async def start(self):
-            model = await super().start()
-            self.assessor = Failing()
-            return model
-
+    fake_engine.fail = failure
     write_csv(tmp_path / "in.csv", [("a", "an ordinary post"), ("b", "refuse this one"), ("c", "an ordinary post")])
     args = args_for(tmp_path, "out.jsonl")
-    summary = asyncio.run(run_assess(args, FailingInProcess(args)))
+    summary = asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
     refused = read(tmp_path / "out.jsonl")[1]["error"]
     assert refused["type"] == "invalid_request" and "VLLMValidationError" in refused["message"]
     assert "3000" not in refused["message"] and summary["rows"] == 3 and summary["errors"] == {"invalid_request": 1}
     write_csv(tmp_path / "in.csv", [("d", "now the engine will die")])
     args = args_for(tmp_path, "dead.jsonl")
     with pytest.raises(BatchError, match="the inference engine died; rerun the same command to resume"):
-        asyncio.run(run_assess(args, FailingInProcess(args)))
+        asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
 
 
-def test_a_finished_output_is_not_redone(tmp_path):
+def test_a_finished_output_is_not_redone(tmp_path, fake_engine):
     write_csv(tmp_path / "in.csv", POSTS[:2])
     args = args_for(tmp_path, "out.jsonl")
-    asyncio.run(run_assess(args, FakeInProcess(args)))
+    asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
     first = (tmp_path / "out.jsonl").read_bytes()
-    summary = asyncio.run(run_assess(args, FakeInProcess(args)))
+    summary = asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
     assert (tmp_path / "out.jsonl").read_bytes() == first and summary["rows"] == 2
 
 
-def test_dataset_ids_name_all_of_their_tasks_in_process_over_http_and_on_resume(tmp_path, live_app):
+def test_dataset_ids_name_all_of_their_tasks_in_process_over_http_and_on_resume(tmp_path, live_app, fake_engine):
     write_csv(tmp_path / "in.csv", POSTS[:1])
     tasks = ["Irf:thwarted_belongingness", "Irf:perceived_burdensomeness", "DR"]
     local = args_for(tmp_path, "local.jsonl", "--tasks", "Irf,DR,Irf:perceived_burdensomeness")
-    asyncio.run(run_assess(local, FakeInProcess(local)))
+    asyncio.run(run_assess(local, FakeInProcess(local, fake_engine)))
     remote = args_for(tmp_path, "url.jsonl", "--tasks", "Irf,DR", "--url", "http://service")
     asyncio.run(through_the_api(live_app, remote))
     for out in ("local.jsonl", "url.jsonl"):
         assert [a["task"] for a in read(tmp_path / out)[0]["assessments"]] == tasks, out
     # the expanded list is what the output holds, so the shorthand resumes it and another list does not
     resumed = args_for(tmp_path, "local.jsonl", "--tasks", ",".join(tasks))
-    assert asyncio.run(run_assess(resumed, FakeInProcess(resumed)))["rows"] == 1
+    assert asyncio.run(run_assess(resumed, FakeInProcess(resumed, fake_engine)))["rows"] == 1
     other = args_for(tmp_path, "local.jsonl", "--tasks", "Irf")
     with pytest.raises(BatchError, match="holds assessments of tasks"):
-        asyncio.run(run_assess(other, FakeInProcess(other)))
+        asyncio.run(run_assess(other, FakeInProcess(other, fake_engine)))
 
 
-def test_bad_options_fail_before_any_work(tmp_path):
+def test_bad_options_fail_before_any_work(tmp_path, fake_engine):
     write_csv(tmp_path / "in.csv", POSTS[:1])
     for extra, fragment in [(["--tasks", "DR,nope"], "unknown task"), (["--tasks", "MultiWD,Irf,DR"], "at most 8"),
                             (["--max-tokens", "5"], "max_tokens"),
                             (["--locale", "not a locale"], "locale")]:
         args = assess_parser().parse_args([str(tmp_path / "in.csv"), "-o", str(tmp_path / "o.jsonl"), *extra])
         with pytest.raises(BatchError, match=fragment):
-            asyncio.run(run_assess(args, FakeInProcess(args)))
-    assert not (tmp_path / "o.jsonl").exists()
+            asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
+    assert not (tmp_path / "o.jsonl").exists() and not fake_engine.requests
 
 
 def test_url_with_a_wrong_key_stops_with_a_message(tmp_path, live_app, monkeypatch):
@@ -190,10 +188,10 @@ def test_url_retries_503_and_429_then_takes_the_answer(tmp_path):
     assert read(tmp_path / "o.jsonl")[0]["error"] == {"type": "timeout", "message": "exceeded its 1 s deadline"}
 
 
-def test_the_readme_example_file_and_pandas_snippet(tmp_path, capsys):
+def test_the_readme_example_file_and_pandas_snippet(tmp_path, capsys, fake_engine):
     out = tmp_path / "posts.jsonl"
     args = assess_parser().parse_args([str(REPO / "docs/examples/posts.csv"), "-o", str(out), "--tasks", "DR,t-sid"])
-    summary = asyncio.run(run_assess(args, FakeInProcess(args)))
+    summary = asyncio.run(run_assess(args, FakeInProcess(args, fake_engine)))
     assert summary["rows"] == 8 and summary["errors"] == {"invalid_request": 1}
     code = next(b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.DOTALL) if "read_json" in b)
     exec(code.replace("runs/posts.jsonl", str(out)), {})  # noqa: S102 - the README's own example

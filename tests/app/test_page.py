@@ -3,26 +3,24 @@
 Browser tests drive Debian's chromium through chromium-driver (selenium; no browser download). They run
 against the real app with a fake engine behind it (fast: every outcome the page must render, under a
 strict Content-Security-Policy), and against the real service on the default model (slow; it saves the
-README's screenshot, docs/img/web-page.png). Without a browser they fail under CI and skip elsewhere;
-scripts/test.sh installs one (apt-get install chromium chromium-driver) when it runs as root.
+README's screenshot, docs/img/web-page.png). Without a browser they fail, saying how to install one;
+scripts/test.sh installs it (apt-get install chromium chromium-driver) when it runs as root or with sudo.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from app.page import STATIC
+from app.settings import Settings
 from mental_r1.safety import DISCLAIMER
 
-from .conftest import API_KEY, REPO, free_port
-from .fakes import fake_service_app
+from .conftest import API_KEY, API_KEY_HASH, REPO, free_port
+from .fake_service import ready_client, wait_ready
+from .threaded_server import serving
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOT = REPO / "docs" / "img" / "web-page.png"
@@ -30,18 +28,18 @@ CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; 
 
 
 @pytest.fixture
-def client(monkeypatch):
-    with TestClient(fake_service_app(monkeypatch, max_text_chars=60)) as c:
+def client(fake_app):
+    with ready_client(fake_app(max_text_chars=60, api_key_hashes=API_KEY_HASH)) as c:
         yield c
 
 
-def test_page_is_served_with_the_settings_it_needs(client, monkeypatch):
+def test_page_is_served_with_the_settings_it_needs(client, fake_app):
     r = client.get("/")
     assert r.status_code == 200 and r.headers["content-type"] == "text/html; charset=utf-8"
     assert r.headers["cache-control"] == "no-store"
     assert 'data-key-required="true"' in r.text and 'data-max-chars="60"' in r.text
     assert DISCLAIMER.replace("'", "&#x27;") in r.text
-    with TestClient(fake_service_app(monkeypatch, api_key_hashes="")) as open_service:
+    with ready_client(fake_app(api_key_hashes="")) as open_service:
         assert 'data-key-required="false"' in open_service.get("/").text
 
 
@@ -89,11 +87,9 @@ def test_an_attempt_in_progress_has_a_place_at_the_top_of_the_page():
 def browser():
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        message = (f"no browser ({', '.join(missing)} missing): install Debian's chromium and chromium-driver "
-                   "(scripts/test.sh does it when run as root)")
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"no browser for the web page's tests ({', '.join(missing)} missing): install Debian's "
+                    "chromium and chromium-driver (`apt-get install chromium chromium-driver` as root), or run "
+                    "`bash scripts/test.sh` as root or with passwordless sudo, which installs them", pytrace=False)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -147,12 +143,18 @@ class Page:
         return self.find("#error").text
 
 
-@pytest.fixture
-def fake_page(browser, monkeypatch):
-    """The page served by the real app (fake engine) with a strict CSP and nosniff, as a hardened deployment."""
-    import uvicorn
+# what the fake model reasons: the reaction stage skipped, so the page shows a missing stage and a format issue
+NO_REACTION = ("They describe weeks of poor sleep.</stimulus>\n<primary_appraisal>It weighs on them."
+               "</primary_appraisal>\n<secondary_appraisal>They see few ways to cope.</secondary_appraisal>\n"
+               "<mental_state>")
 
-    app = fake_service_app(monkeypatch, max_text_chars=300, request_timeout_s=1.0)
+
+@pytest.fixture
+def fake_page(browser, fake_app, fake_engine):
+    """The page served by the real app (fake engine) with a strict CSP and nosniff, as a hardened deployment."""
+    fake_engine.reasoning = NO_REACTION
+    settings = {"port": free_port(), "max_text_chars": 300, "request_timeout_s": 1.0, "api_key_hashes": API_KEY_HASH}
+    app = fake_app(**settings)
 
     @app.middleware("http")
     async def security_headers(request, call_next):
@@ -161,23 +163,13 @@ def fake_page(browser, monkeypatch):
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert thread.is_alive() and time.time() < deadline, "the test server did not start"
-        time.sleep(0.05)
-    browser.get_log("browser")  # drop earlier messages
-    try:
-        yield app, Page(browser, f"http://127.0.0.1:{port}/")
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    with serving(app, Settings(**settings)):
+        wait_ready(app)
+        browser.get_log("browser")  # drop earlier messages
+        yield app, Page(browser, f"http://127.0.0.1:{settings['port']}/")
 
 
-def test_page_renders_every_outcome(fake_page, browser):
+def test_page_renders_every_outcome(fake_page, fake_engine, browser):
     app, page = fake_page
     assert page.find("#key-field").is_displayed() and page.find("#disclaimer").is_displayed()
     assert len(page.all("#tasks input")) == 14 and page.find("#tasks input[value=DR]").is_selected()
@@ -228,8 +220,10 @@ def test_page_renders_every_outcome(fake_page, browser):
 
     page.fill("#text", "x" * 301)
     assert page.assess() == "error" and "the limit is 300" in page.error()
+    fake_engine.delay = 3  # each engine request; the service allows 1 s
     page.fill("#text", "a slow one")
     assert page.assess() == "error" and "took longer than the service allows" in page.error()
+    fake_engine.delay = 0
     app.state.ready = False
     page.fill("#text", "Another day.")
     assert page.assess() == "error" and "not ready (the model is not ready yet). Try again in 5 seconds" in page.error()

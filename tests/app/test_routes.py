@@ -1,6 +1,7 @@
-"""The app's hostile-input handling, without an engine: the real app (create_app) with a stub assessor (or the
-real Assessor's tokenizer-only budget), through Starlette's TestClient. The same properties against the real
-service: tests/app/test_bad_input.py."""
+"""The app's routes and hostile-input handling on a fake engine: the real app (create_app) and the real Assessor
+with the real tokenizer, the engine replaced by tests/fake_engine.py (the `fake_app` and `fake_engine`
+fixtures), through Starlette's TestClient. The same properties against the real service:
+tests/app/test_bad_input.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.middleware import SECURITY_HEADERS
 
-from .conftest import StubAssessor, ready
+from .fake_service import ready_client, until_ready
 
 SECRET = "Zebra-sentinel-7731"
 KEY_A, KEY_B = "key-a-0123456789", "key-b-0123456789"
@@ -37,12 +38,12 @@ def assert_envelope(r, status, type_=None):
 
 
 # ------------------------------------------------------------------------------------- unexpected errors
-def test_unexpected_error_is_a_500_envelope_logged_by_type_only(engine_free_app, caplog):
-    app = engine_free_app()
+def test_unexpected_error_is_a_500_envelope_logged_by_type_only(fake_app, fake_engine, caplog):
+    app = fake_app()
     caplog.set_level(logging.DEBUG)
     # raise_server_exceptions=True (the default): the test fails if the exception is re-raised to the server
-    with TestClient(app) as c:
-        ready(app, StubAssessor(RuntimeError(f"boom while reading {SECRET}")))
+    with ready_client(app) as c:
+        fake_engine.fail = RuntimeError(f"boom while reading {SECRET}")
         r = post(c, {"text": f"{SECRET} I feel low"})
         after = c.get("/livez")
     assert_envelope(r, 500, "internal_error")
@@ -53,14 +54,14 @@ def test_unexpected_error_is_a_500_envelope_logged_by_type_only(engine_free_app,
     assert SECRET not in caplog.text
 
 
-def test_engine_validation_errors_are_4xx_without_their_message(engine_free_app):
+def test_engine_validation_errors_are_4xx_without_their_message(fake_app, fake_engine):
     from vllm.exceptions import VLLMValidationError
 
-    app = engine_free_app()
+    app = fake_app()
     err = VLLMValidationError("The decoder prompt (length 3000) is longer than the maximum model length",
                               parameter="prompt", value=SECRET)
-    with TestClient(app) as c:
-        ready(app, StubAssessor(err))
+    with ready_client(app) as c:
+        fake_engine.fail = err
         r = post(c, {"text": "hi"})
     assert_envelope(r, 422, "invalid_request")
     assert SECRET not in r.text and "VLLMValidationError" in r.text
@@ -72,53 +73,41 @@ def test_engine_validation_errors_are_4xx_without_their_message(engine_free_app)
     "我已经好几个星期没有好好睡觉了，什么事情都觉得不值得做。" * 140,
     "9" * 3999,
 ])
-def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(engine_free_app, tokenizer, text):
-    from mental_r1.assessor import Assessor
-
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, Assessor(None, tokenizer, max_model_len=2048))  # assess() would need an engine: not reached
+def test_text_over_the_token_budget_is_a_422_that_says_how_long_it_may_be(fake_app, fake_engine, text):
+    app = fake_app()
+    with ready_client(app) as c:
         r = post(c, {"text": text[:4000], "tasks": ["DR", "SAD"]})
     err = assert_envelope(r, 422, "invalid_request")
     assert "tokens of text" in err["message"] and "characters of this text" in err["message"]
-    assert text[:12] not in r.text
+    assert text[:12] not in r.text and not fake_engine.requests  # refused before any engine work
 
 
-def test_reasoning_budget_is_shortened_to_fit(engine_free_app, tokenizer):
-    from mental_r1.assessor import Assessor
-
-    class Recording(Assessor):
-        async def assess(self, text, task, opts, request_id=None):  # the budget assess() would use
-            self.used = self.reasoning_budget(text, task, opts.max_tokens)
-            return await StubAssessor().assess(text, task, opts)
-
-    app = engine_free_app()
+def test_reasoning_budget_is_shortened_to_fit(fake_app, fake_engine):
+    app = fake_app()
     german = "Ich habe seit Wochen nicht richtig geschlafen und nichts fühlt sich mehr lohnenswert an. " * 45
-    with TestClient(app) as c:
-        ready(app, rec := Recording(None, tokenizer, max_model_len=2048))
+    with ready_client(app) as c:
         r = post(c, {"text": german[:4000], "max_tokens": 384})
     assert r.status_code == 200, r.text
-    assert 32 <= rec.used < 384
+    (generation,) = fake_engine.generations()
+    assert 32 <= generation.params.max_tokens < 384  # the budget the engine was asked for
 
 
 @pytest.mark.parametrize("raw", [
     rb'{"text": "\ud800 I feel low"}', rb'{"text": "I feel \udfff"}', rb'{"text": "\udc00\ud800"}',
 ])
-def test_lone_surrogates_are_a_422(engine_free_app, raw):
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+def test_lone_surrogates_are_a_422(fake_app, raw):
+    app = fake_app()
+    with ready_client(app) as c:
         r = post(c, raw)
     err = assert_envelope(r, 422, "invalid_request")
     assert "invalid Unicode" in err["message"]
 
 
-def test_hostile_field_names_and_task_ids_are_not_echoed(engine_free_app):
-    app = engine_free_app()
+def test_hostile_field_names_and_task_ids_are_not_echoed(fake_app):
+    app = fake_app()
     long_key = "k" * 10_000 + "\ud800"
     many = {f"field{i}": i for i in range(2000)}
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+    with ready_client(app) as c:
         extra = post(c, json.dumps({"text": "hi", long_key: 1}).encode())
         flood = post(c, {"text": "hi", **many})
         task = post(c, {"text": "hi", "task": SECRET * 100})
@@ -130,22 +119,12 @@ def test_hostile_field_names_and_task_ids_are_not_echoed(engine_free_app):
 
 
 # ------------------------------------------------------------------------------------------ label sets
-def test_assess_returns_the_label_set_and_says_when_it_is_uncertain(engine_free_app):
-    from mental_r1.schemas import TaskAssessment, Usage
-
-    unsure = TaskAssessment(task="DR", question="q", label="yes", label_text="t", confidence=0.55,
-                            probabilities={"yes": 0.55, "no": 0.45}, label_set=["yes", "no"],
-                            label_logprobs={"yes": -0.6, "no": -0.8}, stages=[], format_valid=True,
-                            format_issues=[], usage=Usage())
-    class Unsure(StubAssessor):
-        async def assess(self, text, task, opts, request_id=None):
-            return unsure
-
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+def test_assess_returns_the_label_set_and_says_when_it_is_uncertain(fake_app, fake_engine):
+    app = fake_app()  # a label-set threshold of 0.35 for every task (fake_service.CALIBRATION)
+    with ready_client(app) as c:
+        fake_engine.probabilities = {"DR": {"yes": 0.9, "no": 0.1}}
         sure = post(c, {"text": "hi", "task": "DR"}).json()["assessments"][0]
-        ready(app, Unsure())
+        fake_engine.probabilities = {"DR": {"yes": 0.55, "no": 0.45}}
         both = post(c, {"text": "hi", "task": "DR"}).json()["assessments"][0]
         schema = c.get("/openapi.json").json()["components"]["schemas"]
     assert sure["label_set"] == [sure["label"]] and sure["uncertain"] is None
@@ -155,12 +134,12 @@ def test_assess_returns_the_label_set_and_says_when_it_is_uncertain(engine_free_
 
 
 # ------------------------------------------------------------------- engine failures, deadline, disconnect
-def test_a_dead_engine_is_a_503_and_turns_livez_red(engine_free_app):
+def test_a_dead_engine_is_a_503_and_turns_livez_red(fake_app, fake_engine):
     from vllm.v1.engine.exceptions import EngineDeadError
 
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor(EngineDeadError()))
+    app = fake_app()
+    with ready_client(app) as c:
+        fake_engine.fail = EngineDeadError()
         r = post(c, {"text": "hi"})
         live, again = c.get("/livez"), post(c, {"text": "hi"})
     err = assert_envelope(r, 503, "unavailable")
@@ -168,47 +147,43 @@ def test_a_dead_engine_is_a_503_and_turns_livez_red(engine_free_app):
     assert r.headers["retry-after"] == "5" and live.status_code == 503 and again.status_code == 503
 
 
-def test_a_full_engine_queue_is_vllms_own_status_with_retry_after(engine_free_app):
+def test_a_full_engine_queue_is_vllms_own_status_with_retry_after(fake_app, fake_engine):
     from vllm.exceptions import QueueOverflowError
 
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor(QueueOverflowError()))
+    app = fake_app()
+    with ready_client(app) as c:
+        fake_engine.fail = QueueOverflowError()
         r = post(c, {"text": "hi"})
         live = c.get("/livez")
     assert assert_envelope(r, 503, "unavailable")["message"] == QueueOverflowError().message
     assert r.headers["retry-after"] == "5" and live.status_code == 200  # busy, not dead
 
 
-class Slow(StubAssessor):
-    async def assess(self, text, task, opts, request_id=None):
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            self.calls.append("cancelled")
-            raise
-
-
-def test_the_deadline_is_a_504_and_cancels_the_work(engine_free_app):
-    app = engine_free_app(request_timeout_s=5)
-    with TestClient(app) as c:
-        ready(app, slow := Slow())
+def test_the_deadline_is_a_504_and_cancels_the_work(fake_app, fake_engine):
+    app = fake_app(request_timeout_s=5)
+    with ready_client(app) as c:
+        fake_engine.delay = 30
         r = post(c, {"text": "hi", "timeout_s": 0.2})
     assert assert_envelope(r, 504, "timeout")["message"] == "assessment exceeded its 0.2 s deadline"
-    assert slow.calls == ["cancelled"] and app.state.in_flight == 0
+    (generation,) = fake_engine.requests  # the reasoning, cancelled: the scoring never started
+    assert fake_engine.cancelled == [generation.request_id] and app.state.in_flight == 0
 
 
-def test_a_client_that_disconnects_is_a_499_and_its_work_is_cancelled(engine_free_app):
+def test_a_client_that_disconnects_is_a_499_and_its_work_is_cancelled(fake_app, fake_engine):
     from prometheus_client import REGISTRY
 
-    app = engine_free_app()
+    app = fake_app()
     sent = []
 
     async def run():
         body = [{"type": "http.request", "body": b'{"text": "hi"}', "more_body": False}]
 
-        async def receive():  # the body, then the client is gone
-            return body.pop(0) if body else {"type": "http.disconnect"}
+        async def receive():  # the body, then the client is gone once its assessment is under way
+            if body:
+                return body.pop(0)
+            while not fake_engine.running:
+                await asyncio.sleep(0.01)
+            return {"type": "http.disconnect"}
 
         async def send(message):
             sent.append(message)
@@ -218,24 +193,24 @@ def test_a_client_that_disconnects_is_a_499_and_its_work_is_cancelled(engine_fre
                  "headers": [(b"content-type", b"application/json"), (b"content-length", b"14")],
                  "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
         async with app.router.lifespan_context(app):
-            ready(app, slow)
+            await until_ready(app)
+            fake_engine.delay = 30
             await app(scope, receive, send)
 
-    slow = Slow()
     aborted = REGISTRY.get_sample_value("mental_r1_aborted_total") or 0.0
     asyncio.run(run())
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
     assert start["status"] == 499 and body["error"]["type"] == "client_closed"
-    assert slow.calls == ["cancelled"] and app.state.in_flight == 0
+    (generation,) = fake_engine.requests
+    assert fake_engine.cancelled == [generation.request_id] and app.state.in_flight == 0
     assert REGISTRY.get_sample_value("mental_r1_aborted_total") == aborted + 1
 
 
 # -------------------------------------------------------------------------------- admission, rate limit
-def test_admission_counts_tasks(engine_free_app):
-    app = engine_free_app(max_queued_requests=4)
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+def test_admission_counts_tasks(fake_app):
+    app = fake_app(max_queued_requests=4)
+    with ready_client(app) as c:
         app.state.in_flight = 2  # two tasks of other requests are running
         three = post(c, {"text": "hi", "tasks": ["DR", "SAD", "CAMS"]})
         two = post(c, {"text": "hi", "tasks": ["DR", "SAD"]})
@@ -249,11 +224,9 @@ def test_admission_counts_tasks(engine_free_app):
     assert after == 0
 
 
-def test_a_dataset_id_is_assessed_as_all_of_its_tasks_and_admitted_as_them(engine_free_app):
-    app = engine_free_app(max_queued_requests=4)
-    with TestClient(app) as c:
-        assessor = StubAssessor()
-        ready(app, assessor)
+def test_a_dataset_id_is_assessed_as_all_of_its_tasks_and_admitted_as_them(fake_app, fake_engine):
+    app = fake_app(max_queued_requests=4)
+    with ready_client(app) as c:
         irf = post(c, {"text": "hi", "tasks": ["Irf", "DR", "Irf:perceived_burdensomeness"]})
         single = post(c, {"text": "hi", "task": "Irf"})
         app.state.in_flight = 3  # room for one task: Irf is two
@@ -269,13 +242,13 @@ def test_a_dataset_id_is_assessed_as_all_of_its_tasks_and_admitted_as_them(engin
     assert_envelope(full, 503, "unavailable")
     assert "6 tasks in one request" in assert_envelope(six, 422)["message"]
     assert "unknown task 'Irf:'" in assert_envelope(unknown, 422)["message"]
-    assert len(assessor.calls) == 5
+    irf = ["Irf:thwarted_belongingness", "Irf:perceived_burdensomeness"]
+    assert sorted(r.task for r in fake_engine.generations()) == sorted([*irf, "DR", *irf])  # 5 tasks reasoned
 
 
-def test_per_key_rate_limit_counts_tasks_and_answers_429_with_retry_after(engine_free_app):
-    app = engine_free_app(api_key_hashes=HASHES, rate_limit_per_minute=3)
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+def test_per_key_rate_limit_counts_tasks_and_answers_429_with_retry_after(fake_app):
+    app = fake_app(api_key_hashes=HASHES, rate_limit_per_minute=3)
+    with ready_client(app) as c:
         a = [post(c, {"text": "hi", "tasks": ["DR", "SAD"]}, KEY_A), post(c, {"text": "hi"}, KEY_A),
              post(c, {"text": "hi"}, KEY_A)]
         b = post(c, {"text": "hi"}, KEY_B)
@@ -288,8 +261,8 @@ def test_per_key_rate_limit_counts_tasks_and_answers_429_with_retry_after(engine
 
 
 # ----------------------------------------------------------------------------------------- request body
-def test_oversized_chunked_body_is_413_not_400(engine_free_app):
-    app = engine_free_app(max_body_bytes=4096)
+def test_oversized_chunked_body_is_413_not_400(fake_app):
+    app = fake_app(max_body_bytes=4096)
 
     def chunks():
         yield b'{"text": "'
@@ -297,8 +270,7 @@ def test_oversized_chunked_body_is_413_not_400(engine_free_app):
             yield b"a" * 1000
         yield b'"}'
 
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+    with ready_client(app) as c:
         r = c.post("/assess", content=chunks(), headers={"content-type": "application/json"})
         declared = post(c, b'{"text": "' + b"a" * 5000 + b'"}')
     for resp in (r, declared):
@@ -307,13 +279,12 @@ def test_oversized_chunked_body_is_413_not_400(engine_free_app):
 
 
 # ------------------------------------------------------------------------------ headers, ops endpoints
-def test_security_headers_on_every_response(engine_free_app):
-    app = engine_free_app(max_body_bytes=1024)
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+def test_security_headers_on_every_response(fake_app, fake_engine):
+    app = fake_app(max_body_bytes=1024)
+    with ready_client(app) as c:
         responses = [post(c, {"text": "hi"}), c.get("/tasks"), c.get("/nope"), post(c, {"text": ""}),
                      post(c, b"x" * 2000), c.get("/metrics")]
-        ready(app, StubAssessor(ValueError("x")))
+        fake_engine.fail = ValueError("x")
         responses.append(post(c, {"text": "hi"}))
     assert [r.status_code for r in responses] == [200, 200, 404, 422, 413, 200, 500]
     for r in responses:
@@ -325,24 +296,24 @@ def test_security_headers_on_every_response(engine_free_app):
 OPS = ["/metrics", "/openapi.json", "/docs", "/redoc"]
 
 
-def test_production_without_ops_port_serves_no_ops_endpoints(engine_free_app):
-    app = engine_free_app(env="production", api_key_hashes=HASHES)
+def test_production_without_ops_port_serves_no_ops_endpoints(fake_app):
+    app = fake_app(env="production", api_key_hashes=HASHES)
     with TestClient(app) as c:
         assert [c.get(p).status_code for p in OPS] == [404] * 4
         assert c.get("/livez").status_code == 200 and c.get("/tasks").status_code == 200
 
 
-def test_development_serves_ops_endpoints_on_the_api_port(engine_free_app):
-    app = engine_free_app()
+def test_development_serves_ops_endpoints_on_the_api_port(fake_app):
+    app = fake_app()
     with TestClient(app) as c:
         assert [c.get(p).status_code for p in OPS] == [200] * 4
 
 
 @pytest.mark.parametrize("env", ["development", "production"])
-def test_ops_port_alone_serves_ops_endpoints(engine_free_app, env):
+def test_ops_port_alone_serves_ops_endpoints(fake_app, env):
     # TestClient's requests arrive on port 80: ops_port=80 makes them ops-port requests, 8080 API-port ones
-    on_ops = engine_free_app(env=env, api_key_hashes=HASHES, port=8000, ops_port=80)
-    on_api = engine_free_app(env=env, api_key_hashes=HASHES, port=80, ops_port=8080)
+    on_ops = fake_app(env=env, api_key_hashes=HASHES, port=8000, ops_port=80)
+    on_api = fake_app(env=env, api_key_hashes=HASHES, port=80, ops_port=8080)
     with TestClient(on_ops) as c:
         assert [c.get(p).status_code for p in OPS] == [200] * 4
         assert c.get("/livez").status_code == 404 and post(c, {"text": "hi"}, KEY_A).status_code == 404
@@ -352,25 +323,10 @@ def test_ops_port_alone_serves_ops_endpoints(engine_free_app, env):
 
 
 # ------------------------------------------------------------------------------ readiness and shutdown
-class Engine:
-    """check_health raises `fails[0]`, `fails[1]`, ... then answers; shutdown records its timeout."""
-
-    def __init__(self, *fails: BaseException):
-        self.fails, self.shutdown_timeouts = list(fails), []
-
-    async def check_health(self):
-        if self.fails:
-            raise self.fails.pop(0)
-
-    def shutdown(self, timeout=None):
-        self.shutdown_timeouts.append(timeout)
-
-
-def test_a_failed_health_check_is_a_503_but_does_not_kill_the_engine(engine_free_app):
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
-        app.state.engine = Engine(TimeoutError(), RuntimeError("transient"))
+def test_a_failed_health_check_is_a_503_but_does_not_kill_the_engine(fake_app, fake_engine):
+    app = fake_app()
+    with ready_client(app) as c:
+        fake_engine.health_failures = [TimeoutError(), RuntimeError("transient")]
         first, second, third = c.get("/readyz"), c.get("/readyz"), c.get("/readyz")
         assessed, live = post(c, {"text": "hi"}), c.get("/livez")
     assert [first.status_code, second.status_code, third.status_code] == [503, 503, 200]
@@ -378,29 +334,26 @@ def test_a_failed_health_check_is_a_503_but_does_not_kill_the_engine(engine_free
     assert assessed.status_code == 200 and live.status_code == 200
 
 
-def test_engine_dead_error_in_the_health_check_is_fatal(engine_free_app):
+def test_engine_dead_error_in_the_health_check_is_fatal(fake_app, fake_engine):
     from vllm.v1.engine.exceptions import EngineDeadError
 
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
-        app.state.engine = Engine(EngineDeadError())
+    app = fake_app()
+    with ready_client(app) as c:
+        fake_engine.health_failures = [EngineDeadError()]
         assert c.get("/readyz").status_code == 503
         assert c.get("/readyz").status_code == 503 and c.get("/livez").status_code == 503
         assert_envelope(post(c, {"text": "hi"}), 503)
     assert app.state.engine_dead
 
 
-def test_a_shutdown_signal_turns_readyz_and_assess_into_503(engine_free_app):
+def test_a_shutdown_signal_turns_readyz_and_assess_into_503(fake_app):
     import signal
 
     from app.server import DrainingServer, server_config
     from app.settings import Settings
 
-    app = engine_free_app()
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
-        app.state.engine = Engine()
+    app = fake_app()
+    with ready_client(app) as c:
         assert c.get("/readyz").status_code == 200
         server = DrainingServer(server_config(app, Settings()))
         server.config.load()  # what uvicorn does before serving: wraps the app in its own middleware
@@ -412,12 +365,11 @@ def test_a_shutdown_signal_turns_readyz_and_assess_into_503(engine_free_app):
 
 
 @pytest.mark.parametrize("drain", [0.0, 2.5])
-def test_engine_shutdown_is_bounded_by_the_drain_timeout(engine_free_app, drain):
-    app = engine_free_app(drain_timeout_s=drain)
-    engine = Engine()
-    with TestClient(app):
-        app.state.engine = engine
-    assert engine.shutdown_timeouts == [drain]
+def test_engine_shutdown_is_bounded_by_the_drain_timeout(fake_app, fake_engine, drain):
+    app = fake_app(drain_timeout_s=drain)
+    with ready_client(app):
+        pass
+    assert fake_engine.shutdown_timeouts == [drain]
 
 
 # ------------------------------------------------------------------------------------- model identity
@@ -431,11 +383,10 @@ def test_the_untrained_base_model_is_named_as_such(base_model_dir, tmp_path):
     assert model_info(tmp_path, None).name == tmp_path.name  # any other checkpoint: its folder name
 
 
-def test_request_text_is_not_logged_on_success_or_refusal(engine_free_app, caplog):
+def test_request_text_is_not_logged_on_success_or_refusal(fake_app, caplog):
     caplog.set_level(logging.DEBUG)
-    app = engine_free_app(max_text_chars=200)
-    with TestClient(app) as c:
-        ready(app, StubAssessor())
+    app = fake_app(max_text_chars=200)
+    with ready_client(app) as c:
         ok, too_long = post(c, {"text": f"{SECRET} I feel low"}), post(c, {"text": SECRET + " x" * 200})
     assert ok.status_code == 200 and too_long.status_code == 422
     assert caplog.records and SECRET not in caplog.text

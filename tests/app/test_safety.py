@@ -1,24 +1,21 @@
+"""The safety block: its metrics, and through the route on a fake engine (tests/fake_engine.py) whose model
+gives the crisis screen's risk labels a chosen probability."""
+
 import json
 import logging
+from contextlib import contextmanager
 
-from fastapi.testclient import TestClient
+import pytest
 from prometheus_client import generate_latest
 
-from app.main import create_app
 from app.metrics import record_safety
-from app.settings import Settings
 from mental_r1.safety import CrisisResources, safety_block
-from mental_r1.schemas import ModelInfo, StageText, TaskAssessment, Usage
-from mental_r1.screen.model import MODEL_SCREEN, ModelScreen
+from mental_r1.screen.model import MODEL_SCREEN, ModelScreen, model_key
+from tests.fake_engine import leaning
+
+from .fake_service import MODEL, ready_client
 
 SECRET = "Zebra-sentinel-7731 why am I still alive"  # must never leave the request
-
-
-def assessment(task="t-sid", label="suicide or self-harm tendency"):
-    stages = [StageText(name="mental_state", title="Mental state", text="t")]
-    return TaskAssessment(task=task, question="q", label=label, label_text="t", confidence=0.9,
-                          probabilities={label: 0.9}, label_logprobs={label: -0.1}, stages=stages, format_valid=True,
-                          format_issues=[], usage=Usage())
 
 
 def test_metrics_count_flags_by_source_and_level_without_text():
@@ -39,44 +36,37 @@ def _count(exposition: str, series: str) -> float:
     return float(line.rsplit(" ", 1)[1]) if line else 0.0
 
 
-class StubAssessor:
-    """The Assessor's interface without an engine: records what the route asked for."""
+@pytest.fixture
+def screened(fake_app, fake_engine, tmp_path):
+    """`serve(risk, thresholds)` → a client of the service (fake engine) whose model gives each risk label of the
+    crisis screen probability `risk`, with the screen's `thresholds` for the model (None: none, screen off)."""
 
-    def __init__(self, risk: float):
-        self.risk, self.calls = risk, []
+    @contextmanager
+    def serve(risk: float, thresholds: dict[str, float] | None):
+        path = tmp_path / "thresholds.json"
+        path.write_text(json.dumps({model_key(MODEL.name, MODEL.version): {"thresholds": thresholds}}
+                                   if thresholds else {}))
+        fake_engine.probabilities = {t: leaning(t, MODEL_SCREEN[t][0], risk) for t in MODEL_SCREEN}
+        app = fake_app(screen_thresholds_file=path)
+        with ready_client(app) as c:
+            yield c
 
-    def reasoning_budget(self, text, task, requested):
-        return requested
-
-    async def assess(self, text, task, opts, request_id=None):
-        self.calls.append(("assess", task.id))
-        return assessment(task.id, task.label_names[0])
-
-    async def risk_probabilities(self, text, task_ids, request_id):
-        self.calls.append(("screen", tuple(task_ids)))
-        return dict.fromkeys(task_ids, self.risk)
-
-
-def stub_app(risk: float, model_screen: ModelScreen | None):
-    """The service with a stub at the Assessor boundary. No `with TestClient(...)`: the lifespan, which would
-    build the engine, never runs; the state it would set is set here."""
-    settings = Settings()
-    app = create_app(settings)
-    s = app.state
-    s.settings, s.resources, s.engine, s.model_info = settings, CrisisResources(), None, ModelInfo(name="stub",
-                                                                                                   version="0")
-    s.ready, s.draining, s.engine_dead, s.in_flight, s.load_error = True, False, False, 0, None
-    s.assessor, s.model_screen, s.rate_limiter = StubAssessor(risk), model_screen, None
-    return app
+    return serve
 
 
-def test_the_screen_runs_when_only_dr_is_requested(caplog):
+def requested(engine) -> list[tuple[str, str]]:
+    """What the route asked the engine for: ("assess", task) per reasoning, ("screen", task) per task scored by
+    the crisis screen (its requests are named `<request>-screen-…`)."""
+    return sorted([("assess", r.task) for r in engine.generations()]
+                  + [("screen", r.task) for r in engine.requests if "-screen-" in r.request_id])
+
+
+def test_the_screen_runs_when_only_dr_is_requested(screened, fake_engine, caplog):
     caplog.set_level(logging.DEBUG)
-    screen = ModelScreen("stub@0", {t: 0.5 for t in MODEL_SCREEN})
-    app = stub_app(0.7, screen)
-    r = TestClient(app).post("/assess", json={"text": SECRET, "task": "DR", "locale": "en-US"})
+    with screened(0.7, {t: 0.5 for t in MODEL_SCREEN}) as c:
+        r = c.post("/assess", json={"text": SECRET, "task": "DR", "locale": "en-US"})
     assert r.status_code == 200, r.text
-    assert sorted(app.state.assessor.calls) == [("assess", "DR"), ("screen", tuple(MODEL_SCREEN))]
+    assert requested(fake_engine) == sorted([("assess", "DR"), *(("screen", t) for t in MODEL_SCREEN)])
     safety = r.json()["safety"]
     assert safety["level"] == "crisis" and safety["crisis"] is True
     assert {(s["source"], s["category"]) for s in safety["signals"]} == {
@@ -86,25 +76,24 @@ def test_the_screen_runs_when_only_dr_is_requested(caplog):
     assert "Zebra" not in caplog.text and "still alive" not in caplog.text
 
 
-def test_without_thresholds_the_model_source_is_off_and_the_text_source_still_runs():
-    app = stub_app(0.99, None)
-    r = TestClient(app).post("/assess", json={"text": "I can't take this anymore", "task": "DR"})
+def test_without_thresholds_the_model_source_is_off_and_the_text_source_still_runs(screened, fake_engine):
+    with screened(0.99, None) as c:
+        r = c.post("/assess", json={"text": "I can't take this anymore", "task": "DR"})
     assert r.status_code == 200, r.text
-    assert app.state.assessor.calls == [("assess", "DR")]
+    assert requested(fake_engine) == [("assess", "DR")]
     assert [(s["source"], s["level"]) for s in r.json()["safety"]["signals"]] == [("text", "concern")]
 
 
-def test_a_calm_post_below_the_thresholds_is_not_flagged():
-    app = stub_app(0.1, ModelScreen("stub@0", {"t-sid": 0.5}))
-    r = TestClient(app).post("/assess", json={"text": "We baked bread and walked the dog.", "task": "DR"})
+def test_a_calm_post_below_the_thresholds_is_not_flagged(screened):
+    with screened(0.1, {"t-sid": 0.5}) as c:
+        r = c.post("/assess", json={"text": "We baked bread and walked the dog.", "task": "DR"})
     assert r.json()["safety"] | {"disclaimer": None} == {"disclaimer": None, "crisis": False, "level": "none",
                                                          "urgent": False, "signals": [], "resources": []}
 
 
-def test_the_route_answers_urgent_with_the_emergency_number_first():
-    app = stub_app(0.0, None)
-    r = TestClient(app).post("/assess", json={"text": "The rope is up and I'm on the chair", "task": "DR",
-                                              "locale": "en-US"})
+def test_the_route_answers_urgent_with_the_emergency_number_first(screened):
+    with screened(0.0, None) as c:
+        r = c.post("/assess", json={"text": "The rope is up and I'm on the chair", "task": "DR", "locale": "en-US"})
     safety = r.json()["safety"]
     assert r.status_code == 200 and safety["urgent"] is True and safety["level"] == "crisis"
     assert safety["resources"][0] == {"name": "Emergency services", "contact": "911", "available": None,

@@ -1,6 +1,7 @@
-"""Connection limits against a real uvicorn server: the app of create_app (no engine: its model loader is
-skipped) served with exactly the uvicorn configuration `python -m app` uses (app.server.server_config and
-bind_sockets), in a thread; raw sockets play the hostile clients. The last test runs `python -m app` itself.
+"""Connection limits against a real uvicorn server: the app of create_app (on a fake engine: the `fake_app`
+fixture) served with exactly the uvicorn configuration `python -m app` uses (app.server.server_config and
+bind_sockets), in a thread (tests/app/threaded_server.py); raw sockets play the hostile clients. The last test
+runs `python -m app` itself.
 
 Every limit is measured: the time or size at which the server cut the client off is asserted to lie within
 bounds of the setting.
@@ -24,37 +25,26 @@ import pytest
 from app.settings import Settings
 
 from .conftest import REPO, free_port
+from .threaded_server import serving as serving_app
 
 KEY = "server-test-key-0123"
 KEY_HASH = hashlib.sha256(KEY.encode()).hexdigest()
 
 
 @contextmanager
-def serving(engine_free_app, **settings):
-    """The app on a real uvicorn server, configured as `python -m app` configures it."""
-    from app.server import DrainingServer, bind_sockets, server_config
-
+def serving(fake_app, **settings):
+    """The app (with a /boom route that raises) on a real uvicorn server, configured as `python -m app`
+    configures it; yields its settings."""
     settings.setdefault("port", free_port())
-    app = engine_free_app(**settings)
+    app = fake_app(**settings)
 
     @app.get("/boom", include_in_schema=False)
     async def boom():
         raise RuntimeError("boom Zebra-sentinel-7731")
 
     s = Settings(**settings)
-    config = server_config(app, s)
-    server = DrainingServer(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": bind_sockets(config, s)}, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    try:
+    with serving_app(app, s):
         yield s
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 def connect(port: int) -> socket.socket:
@@ -92,8 +82,8 @@ def seconds_until_closed(sock: socket.socket, limit: float = 15.0) -> float:
 
 
 @pytest.fixture
-def server(engine_free_app):
-    with serving(engine_free_app, header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1,
+def server(fake_app):
+    with serving(fake_app, header_timeout_s=1.0, body_timeout_s=1.0, keep_alive_s=1,
                  max_body_bytes=4096, max_header_bytes=16384) as s:
         yield s
 
@@ -180,8 +170,8 @@ def test_chunked_body_over_the_limit_is_413(server):
 
 
 # ---------------------------------------------------------------------------------------- connections
-def test_connections_beyond_max_connections_get_503(engine_free_app):
-    with serving(engine_free_app, max_connections=4, header_timeout_s=30) as s:
+def test_connections_beyond_max_connections_get_503(fake_app):
+    with serving(fake_app, max_connections=4, header_timeout_s=30) as s:
         idle = [connect(s.port) for _ in range(3)]
         time.sleep(0.2)
         with connect(s.port) as sock:
@@ -223,9 +213,9 @@ def test_a_500_keeps_the_connection_and_logs_no_traceback(server):
     assert not any("Exception in ASGI application" in m for m in messages)
 
 
-def test_ops_endpoints_live_on_their_own_listener(engine_free_app):
+def test_ops_endpoints_live_on_their_own_listener(fake_app):
     ops = free_port()
-    with (serving(engine_free_app, env="production", api_key_hashes=KEY_HASH, ops_port=ops) as s,
+    with (serving(fake_app, env="production", api_key_hashes=KEY_HASH, ops_port=ops) as s,
           connect(s.port) as api, connect(ops) as op):
         api_metrics, api_livez = request(api, "/metrics"), request(api, "/livez")
         ops_metrics, ops_docs, ops_livez = request(op, "/metrics"), request(op, "/openapi.json"), request(op, "/livez")

@@ -1,31 +1,18 @@
 import asyncio
 import math
-from types import SimpleNamespace
 
 import pytest
 
+from tests.fake_engine import FakeEngine
 
 # ----------------------------------------------------------------------- the engine requests an assessment sends
-class RecordingEngine:
-    """Stands in for vLLM's AsyncLLM behind the real Assessor: records every request; a scoring request
-    (logprob_token_ids) gets a log-probability per candidate token from `logprob(prefix, token)`, a generation
-    request the text `generated`."""
+GENERATED = "They have felt low for weeks.</stimulus>\n"
 
-    def __init__(self, logprob, generated="They have felt low for weeks.</stimulus>\n"):
-        self.logprob, self.generated, self.requests = logprob, generated, []
-        self.renderer = SimpleNamespace(render_cmpl_async=self._render)
 
-    async def _render(self, prompts):
-        return [list(p["prompt_token_ids"]) for p in prompts]
-
-    async def generate(self, prompt_ids, params, request_id):
-        self.requests.append((prompt_ids, params, request_id))
-        if params.logprob_token_ids:
-            step = {t: SimpleNamespace(logprob=self.logprob(prompt_ids, t)) for t in params.logprob_token_ids}
-            out = SimpleNamespace(text="", token_ids=[params.logprob_token_ids[0]], logprobs=[step])
-        else:
-            out = SimpleNamespace(text=self.generated, token_ids=[0] * 7, logprobs=None)
-        yield SimpleNamespace(finished=True, outputs=[out])
+def recording_engine(tokenizer, logprob):
+    """The shared fake engine (tests/fake_engine.py) answering every scoring request from `logprob(prefix,
+    token)` and every generation with GENERATED; it records the requests."""
+    return FakeEngine(tokenizer, reasoning=GENERATED, logprob=logprob)
 
 
 def test_no_reasoning_scores_the_labels_at_an_empty_reasonings_commit_point(tokenizer):
@@ -34,13 +21,13 @@ def test_no_reasoning_scores_the_labels_at_an_empty_reasonings_commit_point(toke
     from mental_r1.tasks import TASKS
 
     task = TASKS["DR"]
-    engine = RecordingEngine(lambda prefix, tok: -(tok % 5) / 2)
+    engine = recording_engine(tokenizer, lambda prefix, tok: -(tok % 5) / 2)
     a = asyncio.run(Assessor(engine, tokenizer, max_model_len=2048).assess(
         "I have not slept in weeks.", task, GenerationOptions(max_tokens=0), "r"))
-    (prompt, params, rid), = engine.requests  # no generation: one scoring request (DR branches once)
+    (req,) = engine.requests  # no generation: one scoring request (DR branches once)
     ids = tokenizer(build_prompt(tokenizer, "I have not slept in weeks.", task.question, task.label_names),
                     add_special_tokens=False)["input_ids"] + tokenizer(commit_prefix(""), add_special_tokens=False)["input_ids"]
-    assert prompt == ids and params.max_tokens == 1 and rid.startswith("r-score")
+    assert req.prompt_ids == ids and req.params.max_tokens == 1 and req.request_id.startswith("r-score")
     assert a.usage.completion_tokens == 0 and not a.format_valid  # nothing was reasoned
     assert a.label in task.label_names
 
@@ -64,37 +51,34 @@ def test_an_assessment_is_one_generation_and_one_request_per_branching_node(toke
     task = TASKS[task_id]
     conts = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in label_continuations(task)]
     assert trie_branchings(conts) == branchings  # with the shipped tokenizer (27-69 trie nodes before)
-    engine = RecordingEngine(lambda prefix, tok: -((tok * 7 + len(prefix)) % 11) / 3)
+    engine = recording_engine(tokenizer, lambda prefix, tok: -((tok * 7 + len(prefix)) % 11) / 3)
     assessor = Assessor(engine, tokenizer, max_model_len=2048)
     a = asyncio.run(assessor.assess("I have not slept in weeks.", task, GenerationOptions(max_tokens=64), "r"))
 
     gen, *scoring = engine.requests
-    assert not gen[1].logprob_token_ids and gen[2] == "r-gen"
+    assert not gen.params.logprob_token_ids and gen.request_id == "r-gen"
     assert len(scoring) == branchings
-    prefix = gen[0] + tokenizer(commit_prefix(engine.generated), add_special_tokens=False)["input_ids"]
-    for prompt, params, _ in scoring:  # each request: the scoring prefix + a branching node, its children
+    prefix = gen.prompt_ids + tokenizer(commit_prefix(GENERATED), add_special_tokens=False)["input_ids"]
+    for prompt, params, *_ in scoring:  # each request: the scoring prefix + a branching node, its children
         node = tuple(prompt[len(prefix):])
         assert prompt[:len(prefix)] == prefix and params.max_tokens == 1
         assert params.logprob_token_ids == sorted({c[len(node)] for c in conts if tuple(c[:len(node)]) == node})
-    assert len({r[2] for r in engine.requests}) == len(engine.requests)  # request ids are unique
+    assert len({r.request_id for r in engine.requests}) == len(engine.requests)  # request ids are unique
     # the label log-probabilities are normalised over the label set
     assert sum(math.exp(v) for v in a.label_logprobs.values()) == pytest.approx(1.0)
     assert set(a.label_logprobs) == set(task.label_names) and a.label in task.label_names
 
 
 
-class SeededEngine(RecordingEngine):
+class SeededEngine(FakeEngine):
     """A recording engine whose generation depends on the request's seed (None = greedy)."""
 
-    def __init__(self, logprob, texts):
-        super().__init__(logprob)
+    def __init__(self, tokenizer, logprob, texts):
+        super().__init__(tokenizer, logprob=logprob)
         self.texts = texts
 
-    async def generate(self, prompt_ids, params, request_id):
-        if not params.logprob_token_ids:
-            self.generated = self.texts[params.seed]
-        async for out in super().generate(prompt_ids, params, request_id):
-            yield out
+    def reasoning_for(self, request):
+        return self.texts[request.params.seed]
 
 
 def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_that_agrees(tokenizer):
@@ -123,18 +107,18 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
                  if tuple(prefix[len(prefix) - k - len(tail):len(prefix) - k]) == tail)
         return math.log(p if tok == yes_tok else 1 - p)
 
-    engine = SeededEngine(logprob, texts)
+    engine = SeededEngine(tokenizer, logprob, texts)
     cal = Calibration(decision={"DR": DecisionRule(direct_weight=1.0, samples=2)}, sample_temperature=0.7)
     a = asyncio.run(Assessor(engine, tokenizer, cal, max_model_len=2048).assess(
         "I have not slept in weeks.", task, GenerationOptions(max_tokens=64), "r"))
-    gens = [(params, rid) for _, params, rid in engine.requests if not params.logprob_token_ids]
+    gens = [(r.params, r.request_id) for r in engine.generations()]
     assert sorted(rid for _, rid in gens) == ["r-gen", "r-gen1", "r-gen2"]
     sampled = [params for params, rid in gens if rid != "r-gen"]
     assert {p.seed for p in sampled} == {1, 2} and {(p.temperature, p.top_p) for p in sampled} == {(0.7, SAMPLE_TOP_P)}
     assert len(engine.requests) == 3 + 4  # three generations, four scorings (three reasonings + direct)
     assert a.label == "yes" and math.exp(a.label_logprobs["yes"]) == pytest.approx(0.8)  # the direct decision
     assert a.stages[0].text == "They cry daily."  # the candidate whose commit point gives "yes" 0.9
-    assert a.usage.completion_tokens == 3 * 7
+    assert a.usage.completion_tokens == sum(len(ids(t)) for t in texts.values())  # the three generations
 
 def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
@@ -160,13 +144,13 @@ def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_
         risk = first[task][MODEL_SCREEN[task][0]]
         return math.log(0.5 * (0.4 if token == risk else 0.6 / (len(first[task]) - 1)))
 
-    engine = RecordingEngine(logprob)
+    engine = recording_engine(tokenizer, logprob)
     got = asyncio.run(Assessor(engine, tokenizer, max_model_len=2048).risk_probabilities(
         "I feel low.", list(MODEL_SCREEN), "r1"))
     assert got == pytest.approx(dict.fromkeys(MODEL_SCREEN, 0.4))
     requests = engine.requests
-    assert len(requests) == len(MODEL_SCREEN) and len({r[2] for r in requests}) == len(MODEL_SCREEN)
-    for prefix, params, _ in requests:
+    assert len(requests) == len(MODEL_SCREEN) and len({r.request_id for r in requests}) == len(MODEL_SCREEN)
+    for prefix, params, *_ in requests:
         task = TASKS["t-sid"] if len(params.logprob_token_ids) == 4 else TASKS["Irf:perceived_burdensomeness"]
         prompt = ids(build_prompt(tokenizer, "I feel low.", task.question, task.label_names)) + ids(commit_prefix(""))
         assert prefix[:len(prompt)] == prompt  # no reasoning: the commit point right after the prompt
