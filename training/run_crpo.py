@@ -45,11 +45,11 @@ from training.config import CRPOConfig, RunArguments
 from training.crpo_trainer import CRPOTrainer
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
-from training.prompts import prompt_for, rl_rows, select_examples
+from training.prompts import rl_rows, select_examples
 from training.rewards import AccuracyReward, LabelProbReward, RewardWeights, format_reward
 from training.run_log import JsonlMetricsCallback, final_metrics, plot_metrics, read_jsonl
 from training.step_order import paired_order
-from training.validation import validation_examples
+from training.validation import validation_set
 
 log = logging.getLogger("training.run_crpo")
 
@@ -96,12 +96,9 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     decision = LabelProbReward(tokenizer) if cfg.reward == "label_prob" else AccuracyReward(weights)
     validation = None
     if cfg.eval_every > 0:
-        val = validation_examples(run.data_dir, sorted({e.dataset for e in examples}), cfg.eval_rows_per_dataset)
-        if not val:
-            raise SystemExit(f"error: no validation rows in {run.data_dir} for the trained datasets; add a val split "
-                             "or set eval_every: 0")
-        validation = (val, [prompt_for(tokenizer, ex, run.max_prompt_tokens) for ex in val])
-        log.info("validating every %d steps on %d val rows", cfg.eval_every, len(val))
+        validation = validation_set(tokenizer, run.data_dir, sorted({e.dataset for e in examples}),
+                                    cfg.eval_rows_per_dataset, run.max_prompt_tokens)
+        log.info("validating every %d steps on %d val rows", cfg.eval_every, len(validation[0]))
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, decision], args=cfg,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           callbacks=list(callbacks), peft_config=peft_config, validation=validation)

@@ -54,7 +54,7 @@ from training.models import build_tiny_model, resolve_model_path
 from training.prompts import prompt_for, select_examples
 from training.run_log import JsonlMetricsCallback, final_metrics, read_jsonl
 from training.sft_targets import sft_target
-from training.validation import ValidationMixin, validation_examples
+from training.validation import ValidationMixin, validation_set
 
 log = logging.getLogger("training.run_sft")
 
@@ -248,12 +248,9 @@ def main(argv: list[str] | None = None) -> Path:
     cfg.dataset_kwargs = {**(cfg.dataset_kwargs or {}), "skip_prepare_dataset": True}  # rows are token ids
     validation = None
     if cfg.eval_every > 0:
-        val = validation_examples(run.data_dir, sorted({e.dataset for e in examples}), cfg.eval_rows_per_dataset)
-        if not val:
-            raise SystemExit(f"error: no validation rows in {run.data_dir} for the trained datasets; add a val split "
-                             "or set eval_every: 0")
-        validation = (val, [prompt_for(tokenizer, ex, run.max_prompt_tokens) for ex in val])
-        log.info("validating the direct decision every %d steps on %d val rows", cfg.eval_every, len(val))
+        validation = validation_set(tokenizer, run.data_dir, sorted({e.dataset for e in examples}),
+                                    cfg.eval_rows_per_dataset, run.max_prompt_tokens)
+        log.info("validating the direct decision every %d steps on %d val rows", cfg.eval_every, len(validation[0]))
     trainer = ColdStartSFTTrainer(model=model, args=cfg, train_dataset=Dataset.from_list(rows),
                                   processing_class=tokenizer, peft_config=peft_config,
                                   data_collator=lambda batch: pad_rows(batch, tokenizer.pad_token_id),

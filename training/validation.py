@@ -50,6 +50,19 @@ def validation_examples(data_dir: str | Path, datasets: Sequence[str], per_datas
     return [ex for name in sorted(rows) for ex in rows[name]]
 
 
+def validation_set(tokenizer, data_dir: str | Path, datasets: Sequence[str], per_dataset: int,
+                   max_prompt_tokens: int) -> tuple[list[Example], list[str]]:
+    """What a trainer's `validation=` takes: the val rows of `validation_examples` and their prompts (the
+    training prompts' format and length limit). Exits with an error naming the fix when there are none."""
+    from training.prompts import prompt_for
+
+    val = validation_examples(data_dir, datasets, per_dataset)
+    if not val:
+        raise SystemExit(f"error: no validation rows in {data_dir} for the trained datasets; add a val split "
+                         "or set eval_every: 0")
+    return val, [prompt_for(tokenizer, ex, max_prompt_tokens) for ex in val]
+
+
 def validation_metrics(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
     """Weighted F1 per dataset and their mean; over yes/no rows, the predicted and gold "yes" fractions."""
     by_ds: dict[str, tuple[list[str], list[str]]] = {}
