@@ -244,15 +244,18 @@ def test_batch_on_a_tiny_model_with_bad_rows_interrupted_and_resumed(tmp_path, b
     assert re.search(r"60/60 \[.*(row/s|s/row)\]", full.stderr)  # the progress bar: count, rate and time left
 
     part = tmp_path / "part.jsonl"
+    # SIGINT as a terminal's Ctrl-C delivers it: default disposition in the child, whatever this process inherited
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *common, "--output", str(part)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and len(part.read_bytes().splitlines() if part.exists() else []) < 5:
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     written = part.read_bytes()
-    assert proc.returncode != 0 and "run the same command to resume" in err, err[-2000:]
+    assert proc.returncode != 0 and "run the same command to resume" in err, \
+        f"returncode {proc.returncode}, {len(part.read_bytes().splitlines())} lines: {err[-2000:]}"
     assert 5 <= len(written.splitlines()) < 60
 
     resumed = cli(*common, "--output", str(part))
