@@ -256,5 +256,6 @@ class Assessor:
             label_set=self.calibration.label_set(task.id, probs),
             stages=stage_texts(parsed), reasoning_agrees=decision.agrees, format_valid=not issues,
             format_issues=[i.describe() for i in issues],
-            usage=Usage(prompt_tokens=len(cands.prompt_ids), completion_tokens=sum(n for _, n, _ in cands.reasonings)),
+            usage=Usage(prompt_tokens=len(cands.prompt_ids), completion_tokens=sum(n for _, n, _ in cands.reasonings),
+                        reasonings=len(cands.reasonings)),
         )

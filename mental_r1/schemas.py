@@ -23,7 +23,10 @@ class StageText(BaseModel):
 
 class Usage(BaseModel):
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = Field(0, description="Tokens generated, over all `reasonings`.")
+    reasonings: int = Field(1, description=(
+        "Reasonings generated for this task: 1, or 1 + the sampled ones of the task's decision rule "
+        "(mental_r1/decision.py); each is at most the request's `max_tokens` long."))
 
 
 class TaskAssessment(BaseModel):

@@ -143,5 +143,5 @@ def test_prompt_injection_still_gets_a_valid_assessment_with_the_disclaimer(serv
         assert a.label in labels and set(a.probabilities) == set(labels)
         assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert a.confidence == a.probabilities[a.label]
-        assert a.usage.completion_tokens <= 64
+        assert a.usage.completion_tokens <= 64 * a.usage.reasonings  # each reasoning within the budget
     assert {a.task for a in body.assessments} == {"DR", "SAD"}

@@ -59,7 +59,7 @@ def test_assess_returns_a_full_assessment(server):
     assert [s.name for s in a.stages] == [s.name for s in STAGES]
     assert a.stages[0].title == "Stimulus"
     assert a.format_valid == (a.format_issues == [])
-    assert 0 < a.usage.completion_tokens <= 96 and a.usage.prompt_tokens > 100
+    assert 0 < a.usage.completion_tokens <= 96 * a.usage.reasonings and a.usage.prompt_tokens > 100
     assert "not a diagnosis" in body.safety.disclaimer
     assert "sha256:" in body.model.version and body.latency_ms > 0
     assert set(a.label_logprobs) == set(task.label_names) and all(v <= 0 for v in a.label_logprobs.values())

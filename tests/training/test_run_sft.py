@@ -186,11 +186,11 @@ def test_completion_only_loss_equals_the_full_logits_loss(tmp_path, base_model_d
 
 def test_the_shipped_recipe_config_parses():
     """The config of the shipped adapter (named in its manifest) must stay runnable as the code evolves."""
-    from trl import SFTConfig, TrlParser
+    from trl import TrlParser
 
-    from training.run_sft import SFTRunArguments
+    from training.run_sft import ColdStartSFTConfig, SFTRunArguments
 
     config = Path(__file__).resolve().parents[2] / "training" / "configs" / "sft_smollm2_v2.yaml"
-    run, cfg = TrlParser((SFTRunArguments, SFTConfig)).parse_args_and_config(["--config", str(config)])
+    run, cfg = TrlParser((SFTRunArguments, ColdStartSFTConfig)).parse_args_and_config(["--config", str(config)])
     assert run.direct_rows and run.label_weight > 1 and run.max_reasoning_tokens
-    assert run.use_peft and not run.merge_lora and cfg.bf16
+    assert run.use_peft and not run.merge_lora and cfg.bf16 and cfg.eval_every > 0
