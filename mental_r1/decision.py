@@ -29,15 +29,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 
-def _probabilities(logprobs: dict[str, float]) -> dict[str, float]:
-    """label → probability from label → log-probability (renormalised; the Assessor's scores already sum to 1).
-    (calibration.softmax at T = 1; not imported from there because calibration.py imports this module.)"""
-    top = max(logprobs.values())
-    exp = {k: math.exp(v - top) for k, v in logprobs.items()}
-    z = sum(exp.values())
-    return {k: v / z for k, v in exp.items()}
-
-
 @dataclass(frozen=True)
 class DecisionRule:
     """Per task: the weight of the direct decision, and how many sampled reasonings join the greedy one."""
@@ -75,11 +66,13 @@ def decide(rule: DecisionRule, direct: dict[str, float] | None, reasonings: Sequ
         raise ValueError("at least the greedy reasoning's scores are needed")
     if rule.needs_direct and direct is None:
         raise ValueError("the rule weighs the direct decision but no direct scores were given")
+    from mental_r1.calibration import softmax  # here: calibration.py imports this module (DecisionRule)
+
     labels = list(used[0])
-    per_reasoning = [_probabilities(r) for r in used]
+    per_reasoning = [softmax(r) for r in used]
     mix = {lab: sum(p[lab] for p in per_reasoning) / len(per_reasoning) for lab in labels}
     if rule.needs_direct:
-        pd = _probabilities(direct)
+        pd = softmax(direct)
         mix = {lab: rule.direct_weight * pd[lab] + (1 - rule.direct_weight) * mix[lab] for lab in labels}
     logprobs = {lab: math.log(max(p, 1e-300)) for lab, p in mix.items()}
     label = max(logprobs, key=logprobs.get)

@@ -55,7 +55,7 @@ from mental_r1.data import Example
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
-from training.label_scoring import LabelScorer, eval_mode
+from training.label_scoring import eval_mode
 from training.rewards import LabelProbReward, answer_stats
 from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
@@ -111,7 +111,6 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         self._rollout: VLLMRollout | None = None
         self._group_signal: torch.Tensor | None = None  # (B_global,) bool, from the last rewards
         self._step_signal = False  # did any completion of the current optimizer step carry reward signal?
-        self._scorer = LabelScorer(self.processing_class)
         for func in self.reward_funcs:
             if isinstance(func, LabelProbReward):
                 func.bind(lambda: self.model, self.accelerator.autocast)
@@ -171,11 +170,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
     def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
         """The label the service would give each prompt (uncalibrated): greedy reasoning, then the most probable
         label at the commit point."""
-        completions = self.greedy_completions(prompts)
-        probs = self._scorer.probabilities(self.model, prompts, completions,
-                                           [[lab.text for lab in ex.task.labels] for ex in examples],
-                                           autocast=self.accelerator.autocast)
-        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
+        return self.labels_at_commit(examples, prompts, self.greedy_completions(prompts))
 
     # ------------------------------------------------------------------------------- rewards and signal
 

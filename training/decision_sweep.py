@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -87,8 +88,6 @@ def apply_rule(rule: DecisionRule, row: dict) -> tuple[dict[str, float], bool]:
 
 
 def prediction(row: dict, logprobs: dict[str, float]) -> Prediction:
-    import math
-
     label = max(logprobs, key=logprobs.get)
     return Prediction(row["dataset"], row["gold"], label, math.exp(logprobs[label]), True, row["task"], logprobs)
 

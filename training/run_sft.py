@@ -49,7 +49,6 @@ from mental_r1.publish import publish_folder
 from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
 from training.config import RunArguments
 from training.export import export_checkpoint, metrics_table, versions
-from training.label_scoring import LabelScorer
 from training.models import build_tiny_model, resolve_model_path
 from training.prompts import prompt_for, select_examples
 from training.run_log import JsonlMetricsCallback, final_metrics, read_jsonl
@@ -114,16 +113,12 @@ class ColdStartSFTTrainer(ValidationMixin, AtomicCheckpointMixin, SFTTrainer):
 
     def __init__(self, *args, validation: tuple[Sequence[Example], Sequence[str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._scorer = LabelScorer(self.processing_class)
         self.attach_validation(validation)
 
     def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
         """The direct decision for each prompt: the most probable label at an empty reasoning's commit point
         (what evaluate.py --max-tokens 0 measures; no generation, so a validation costs one forward per row)."""
-        probs = self._scorer.probabilities(self.model, prompts, [""] * len(prompts),
-                                           [[lab.text for lab in ex.task.labels] for ex in examples],
-                                           autocast=self.accelerator.autocast)
-        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
+        return self.labels_at_commit(examples, prompts, [""] * len(prompts))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # a caller that wants the outputs (Trainer's prediction step): TRL's own loss

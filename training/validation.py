@@ -34,6 +34,7 @@ from mental_r1.metrics import weighted_f1
 from mental_r1.publish import publish_folder
 from training.checkpoints import write_json_atomic
 from training.evaluate import select
+from training.label_scoring import LabelScorer
 from training.rewards import is_binary
 
 log = logging.getLogger(__name__)
@@ -143,15 +144,26 @@ def load_trainable(model: torch.nn.Module, folder: Path) -> None:
 
 class ValidationMixin:
     """What a Trainer needs for ValidationCallback besides `predict_labels(examples, prompts) -> labels`:
-    `attach_validation` (call at the end of __init__) and a log row of its own per validation."""
+    `attach_validation` (call at the end of __init__), `labels_at_commit` (the labels the service would give
+    after given completions) and a log row of its own per validation."""
 
     validation: ValidationCallback | None = None
 
     def attach_validation(self, validation: tuple[Sequence[Example], Sequence[str]] | None) -> None:
         """`validation`: (val examples, their prompts); validates when `args.eval_every` > 0."""
+        self._scorer = LabelScorer(self.processing_class)
         if validation is not None and self.args.eval_every > 0:
             self.validation = ValidationCallback(self, *validation)
             self.add_callback(self.validation)
+
+    def labels_at_commit(self, examples: Sequence[Example], prompts: Sequence[str],
+                         completions: Sequence[str]) -> list[str]:
+        """For each row, the most probable label at the commit point of its completion ("" = an empty
+        reasoning: the direct decision), from the policy's logits (uncalibrated, training/label_scoring.py)."""
+        probs = self._scorer.probabilities(self.model, prompts, completions,
+                                           [[lab.text for lab in ex.task.labels] for ex in examples],
+                                           autocast=self.accelerator.autocast)
+        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
 
     def log_outside_step(self, metrics: dict[str, float]) -> None:
         """A log row of its own (validation), leaving the step's accumulated training metrics to their row.

@@ -244,10 +244,14 @@ def test_batch_on_a_tiny_model_with_bad_rows_interrupted_and_resumed(tmp_path, b
     assert re.search(r"60/60 \[.*(row/s|s/row)\]", full.stderr)  # the progress bar: count, rate and time left
 
     part = tmp_path / "part.jsonl"
-    # SIGINT as a terminal's Ctrl-C delivers it: default disposition in the child, whatever this process inherited
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *common, "--output", str(part)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # SIGINT as a terminal's Ctrl-C delivers it: a child inherits an ignored SIGINT, so this process must not
+    # ignore it while starting the child (exec resets a handler, never SIG_IGN)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *common, "--output", str(part)],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and len(part.read_bytes().splitlines() if part.exists() else []) < 5:
         time.sleep(0.05)
