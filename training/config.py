@@ -5,10 +5,16 @@ data). Both are dataclasses read by TrlParser: `--config run.yaml` sets them, CL
 
 | algorithm | loss_type | epsilon / epsilon_high | scale_rewards | mask_truncated_completions | stage term |
 |-----------|-----------|------------------------|---------------|----------------------------|------------|
-| crpo      | grpo      | 0.2 / 0.2              | group         | False                      | yes        |
-| grpo      | grpo      | 0.2 / 0.2              | group         | False                      | no         |
-| dapo      | dapo      | 0.2 / 0.28 (clip-higher) | group       | True (overlong filtering)  | no         |
+| crpo      | grpo      | 0.2 / 0.2              | (recipe)      | False                      | yes        |
+| grpo      | grpo      | 0.2 / 0.2              | (recipe)      | False                      | no         |
+| dapo      | dapo      | 0.2 / 0.28 (clip-higher) | (recipe)    | True (overlong filtering)  | no         |
 | dr_grpo   | dr_grpo   | 0.2 / 0.2              | none          | False                      | no         |
+
+`scale_rewards` is Dr. GRPO's defining change (no std division), so dr_grpo sets "none" whatever the recipe
+says; for the others it is part
+of the recipe, the same for every algorithm of a comparison: "group" (TRL's and the paper's default) or
+"batch" (the v2 recipe: one std over the step's rewards, so a group whose dense rewards differ by 0.01 is not
+blown up to the size of one whose rewards differ by 0.5).
 
 CRPO is GRPO (the paper's TRL 0.21 harness: sequence-mean of token-mean losses, symmetric clip 0.2, KL to
 a reference with `beta`) plus the stage-wise entropy term; DAPO's dynamic sampling and Dr. GRPO's other
@@ -22,6 +28,8 @@ configs set them back to the first recipe explicitly:
 | field | v2 default | first recipe / paper |
 |---|---|---|
 | reward | label_prob | answer_match |
+| label_prior | natural | balanced |
+| scale_rewards | batch | group |
 | paired_steps | true | false |
 | skip_zero_signal_steps | true | false |
 | stage_term_on_zero_signal | false | true |
@@ -39,11 +47,12 @@ from mental_r1.contract import STAGE_NAMES
 from training.schedule import PAPER_M, PAPER_TAU, stage_betas
 
 REWARDS = ("answer_match", "label_prob")
+LABEL_PRIORS = ("balanced", "natural")
 
 ALGORITHMS: dict[str, dict] = {
-    "crpo": {"loss_type": "grpo", "epsilon_high": 0.2, "scale_rewards": "group", "mask_truncated_completions": False},
-    "grpo": {"loss_type": "grpo", "epsilon_high": 0.2, "scale_rewards": "group", "mask_truncated_completions": False},
-    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "scale_rewards": "group", "mask_truncated_completions": True},
+    "crpo": {"loss_type": "grpo", "epsilon_high": 0.2, "mask_truncated_completions": False},
+    "grpo": {"loss_type": "grpo", "epsilon_high": 0.2, "mask_truncated_completions": False},
+    "dapo": {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True},
     "dr_grpo": {"loss_type": "dr_grpo", "epsilon_high": 0.2, "scale_rewards": "none",
                 "mask_truncated_completions": False},
 }
@@ -70,6 +79,12 @@ class CRPOConfig(GRPOConfig):
         "help": "The decision reward beside the format reward. label_prob: P(gold label) at the rollout's own "
                 "commit point, scored from the policy's logits as the service scores it (dense; "
                 "training/label_scoring.py). answer_match: the paper's ±w for a right/wrong <answer>."})
+    label_prior: str = field(default="natural", metadata={
+        "help": "label_prob only. natural: each group's P(gold) is weighted by the gold label's share of its task "
+                "in the training split over its share of the (balanced) prompt pool (training/rewards.py "
+                "prior_weights), so steps hold both classes but the expected gradient is that of the natural mix "
+                "the model serves; needs scale_rewards batch or none (group std divides a group's weight out). "
+                "balanced: unweighted, the optimum is the balanced prior."})
     paired_steps: bool = field(default=True, metadata={
         "help": "Every optimizer step takes its prompts from one task, spread over its labels "
                 "(training/step_order.py); needs ≥ 2 prompts per step. Sets shuffle_dataset false (the order is "
@@ -103,6 +118,9 @@ class CRPOConfig(GRPOConfig):
     beta: float = field(default=0.01, metadata={"help": "KL coefficient, k3 estimator (paper: 0.01)."})
     max_completion_length: int | None = field(default=512, metadata={"help": "Max new tokens (paper: 512)."})
     loss_type: str = field(default="grpo", metadata={"help": "Set by `algorithm`; do not set it directly."})
+    scale_rewards: str = field(default="batch", metadata={
+        "help": "group | batch | none (TRL's). The v2 recipe divides advantages by one std over the step; the "
+                "first recipe and the paper by each group's own. dr_grpo always uses none."})
     epsilon_high: float | None = field(default=None, metadata={"help": "Set by `algorithm`."})
 
     def __post_init__(self):
@@ -111,7 +129,10 @@ class CRPOConfig(GRPOConfig):
         defaults = {f.name: f.default for f in fields(GRPOConfig)} | {"loss_type": "grpo", "epsilon_high": None}
         for key, value in ALGORITHMS[self.algorithm].items():
             current = getattr(self, key)
-            if current not in (value, defaults[key]) and not (key == "scale_rewards" and current in (True, False)):
+            if key == "scale_rewards":  # Dr. GRPO divides by no std, whatever the recipe's scaling for the others
+                self.scale_rewards = value
+                continue
+            if current not in (value, defaults[key]):
                 raise ValueError(f"{key}={current!r} conflicts with algorithm={self.algorithm!r} (which sets "
                                  f"{key}={value!r}); remove {key} from the config, or pick another --algorithm")
             setattr(self, key, value)
@@ -129,6 +150,8 @@ class CRPOConfig(GRPOConfig):
         stage_betas(self.stage_beta_m, self.stage_beta_tau, self.stage_betas)  # checks an explicit list's length
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
+        if self.label_prior not in LABEL_PRIORS:
+            raise ValueError(f"unknown label_prior {self.label_prior!r}; use one of {', '.join(LABEL_PRIORS)}")
         unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]
         if unknown:
             raise ValueError(f"stage_term_stages: unknown stage(s) {unknown}; choose from {', '.join(STAGE_NAMES)}")
@@ -140,7 +163,10 @@ class CRPOConfig(GRPOConfig):
                              "multi_objective_aggregation: sum_then_normalize")
         if self.paired_steps:
             self.shuffle_dataset = False
-        super().__post_init__()
+        super().__post_init__()  # maps scale_rewards True/False to "group"/"none"
+        if self.reward == "label_prob" and self.label_prior == "natural" and self.scale_rewards == "group":
+            raise ValueError("label_prior natural weights each group's rewards, and scale_rewards group divides the "
+                             "weight out again; set scale_rewards: batch (or none), or label_prior: balanced")
         if self.paired_steps and self.generation_batch_size // self.num_generations < 2:
             raise ValueError(f"paired_steps needs ≥ 2 prompts per step; a step holds "
                              f"{self.generation_batch_size // self.num_generations} (generation_batch_size "

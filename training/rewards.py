@@ -7,9 +7,11 @@ one of two decision rewards (`reward` in training/config.py).
   answer starts with it, case-insensitively, followed by a non-word character), else −w, including when
   there is no answer; w = sqrt(w_class · w_dataset).
 - label_prob: P(gold label) at the completion's own commit point, as the service scores it
-  (training/label_scoring.py), in [0, 1]. Dense, so a group's rewards are rarely tied. Unweighted: a
-  per-example weight is constant within a group, and group normalisation divides it out anyway (the
-  answer_match weights cancel the same way whenever the format reward is tied).
+  (training/label_scoring.py), in [0, 1]. Dense, so a group's rewards are rarely tied. Times the row's
+  `prior_weight` when the rows carry one (label_prior natural, `prior_weights` below): a per-example weight
+  is constant within a group, so it only acts when advantages are not divided by the group's own std
+  (scale_rewards batch or none); under group scaling it cancels, as the answer_match weights do whenever
+  the format reward is tied.
 
 Weights are inverse frequencies normalised to mean 1, computed from the training data: w_dataset over the
 datasets' training-set sizes; w_class over the label counts *within each task* (a dataset with several
@@ -62,6 +64,33 @@ class RewardWeights:
                            "weights come from the training data, which has no such example") from None
 
 
+PRIOR_WEIGHT_RANGE = (0.2, 5.0)
+
+
+def prior_weights(natural: Iterable[Example], pool: Iterable[Example],
+                  clip: tuple[float, float] = PRIOR_WEIGHT_RANGE) -> dict[str, dict[str, float]]:
+    """task id -> label -> (the label's share of the task in `natural`) / (its share in `pool`), clipped.
+
+    The RL pool is balanced over labels so that every step holds both classes (training/step_order.py); these
+    weights make the expected gradient that of the natural mix the model is evaluated and served on (an
+    importance weight per group). A label of the pool that `natural` lacks is an error: it has no share."""
+    def shares(examples):
+        counts: dict[str, Counter] = {}
+        for ex in examples:
+            counts.setdefault(ex.task.id, Counter())[ex.label] += 1
+        return {t: {lab: n / sum(c.values()) for lab, n in c.items()} for t, c in counts.items()}
+
+    nat, got = shares(natural), shares(pool)
+    out: dict[str, dict[str, float]] = {}
+    for task, labels in got.items():
+        for lab, share in labels.items():
+            if lab not in nat.get(task, {}):
+                raise KeyError(f"no natural share for task {task!r}, label {lab!r}: the pool holds a label the "
+                               "training split lacks")
+            out.setdefault(task, {})[lab] = min(max(nat[task][lab] / share, clip[0]), clip[1])
+    return out
+
+
 def _text(completion) -> str:
     """Completion text: TRL passes strings for text prompts and message lists for conversational ones."""
     if isinstance(completion, str):
@@ -99,7 +128,7 @@ class LabelProbReward:
     """P(gold label) at the rollout's commit point, from the current policy (no gradient). The trainer binds
     the policy (`bind`) before the first rollout; the rows carry `label_texts` (the label sentences, in
     `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the step's
-    yes/no completions."""
+    yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
 
     __name__ = "label_prob"
 
@@ -114,14 +143,19 @@ class LabelProbReward:
 
     def __call__(self, prompts: Sequence, completions: Sequence, label: Sequence[str],
                  options: Sequence[Sequence[str]], label_texts: Sequence[Sequence[str]], log_metric=None,
-                 **_) -> list[float]:
+                 prior_weight: Sequence[float] | None = None, **_) -> list[float]:
         assert self._model is not None, "LabelProbReward needs the policy: the trainer calls bind() first"
         probs = self.scorer.probabilities(self._model(), list(prompts), [_text(c) for c in completions],
                                           label_texts, autocast=self._autocast)
         p_yes = [p[[o.lower() for o in opts].index("yes")] for p, opts in zip(probs, options) if is_binary(opts)]
-        if p_yes and log_metric is not None:
-            log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))
-        return [p[list(opts).index(gold)] for p, opts, gold in zip(probs, options, label, strict=True)]
+        p_gold = [p[list(opts).index(gold)] for p, opts, gold in zip(probs, options, label, strict=True)]
+        if log_metric is not None:
+            if p_yes:
+                log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))
+            log_metric("crpo/p_gold", sum(p_gold) / len(p_gold))
+        if prior_weight is None:
+            return p_gold
+        return [p * w for p, w in zip(p_gold, prior_weight, strict=True)]
 
 
 def answer_stats(completions: Sequence, options: Sequence[Sequence[str]], labels: Sequence[str],

@@ -46,7 +46,7 @@ from training.crpo_trainer import CRPOTrainer
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
 from training.prompts import rl_rows, select_examples
-from training.rewards import AccuracyReward, LabelProbReward, RewardWeights, format_reward
+from training.rewards import AccuracyReward, LabelProbReward, RewardWeights, format_reward, prior_weights
 from training.run_log import JsonlMetricsCallback, final_metrics, plot_metrics, read_jsonl
 from training.step_order import paired_order
 from training.validation import validation_set
@@ -91,8 +91,12 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
 
         model = PeftModel.from_pretrained(model, run.adapter, is_trainable=True)
     rows = rl_rows(tokenizer, examples, run.max_prompt_tokens)
+    priors = prior_weights(train, examples) if cfg.label_prior == "natural" else None
+    if priors:
+        log.info("label_prob prior weights (natural share / pool share): %s", json.dumps(priors))
     for row, ex in zip(rows, examples, strict=True):
         row["label_texts"] = [lab.text for lab in ex.task.labels]  # in `options` order: what label_prob scores
+        row["prior_weight"] = priors[ex.task.id][ex.label] if priors else 1.0
     decision = LabelProbReward(tokenizer) if cfg.reward == "label_prob" else AccuracyReward(weights)
     validation = None
     if cfg.eval_every > 0:
@@ -102,7 +106,7 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, decision], args=cfg,
                           train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                           callbacks=list(callbacks), peft_config=peft_config, validation=validation)
-    about = {"source": source, "model_path": model_path, "weights": weights, "examples": examples}
+    about = {"source": source, "model_path": model_path, "weights": weights, "examples": examples, "priors": priors}
     return trainer, about
 
 
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> Path:
         "selected_step": best["step"] if best else trainer.state.global_step,
         "validation": {"best": best, "history": trainer.validation.tracker.history} if trainer.validation else None,
         "final_metrics": metrics,
-        "reward_weights": dataclasses.asdict(weights), "train_examples": len(examples), "versions": versions()}
+        "reward_weights": dataclasses.asdict(weights), "prior_weights": about["priors"],
+        "train_examples": len(examples), "versions": versions()}
     card = {
         "model_name": f"Mental-R1 {cfg.algorithm.upper()} ({Path(str(source)).name})",
         "summary": f"Trained with `{cfg.algorithm}` ({'GRPO + stage-wise entropy' if cfg.algorithm == 'crpo' else 'RL baseline'}) "
@@ -156,7 +161,7 @@ def main(argv: list[str] | None = None) -> Path:
         "settings": (f"reward format + {cfg.reward}, loss_type {cfg.loss_type}, "
                      f"epsilon {cfg.epsilon}/{cfg.epsilon_high}, KL beta {cfg.beta}{' (to the SFT start)' if run.adapter and run.merge_adapter else ''}, "
                      f"{cfg.num_generations} generations, temperature {cfg.temperature}, top_p {cfg.top_p}, "
-                     f"lr {cfg.learning_rate}, completion ≤ {cfg.max_completion_length} tokens"),
+                     f"scale_rewards {cfg.scale_rewards}, label_prior {cfg.label_prior}, lr {cfg.learning_rate}, completion ≤ {cfg.max_completion_length} tokens"),
         "versions": versions(), "metrics": metrics_table(metrics)}
     final = export_checkpoint(export_model(trainer, run, Path(model_path)), tokenizer, out_dir / "final", record,
                               card, max_new_tokens=cfg.max_completion_length)

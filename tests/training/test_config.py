@@ -81,6 +81,18 @@ def test_recipe_fields_reject_bad_values_with_the_fix():
         cfg(multi_objective_aggregation="normalize_then_sum")
 
 
+def test_scale_rewards_is_the_recipe_except_for_dr_grpo():
+    assert cfg(algorithm="crpo", scale_rewards="batch", label_prior="balanced").scale_rewards == "batch"
+    assert cfg(algorithm="grpo", scale_rewards="batch", label_prior="balanced").scale_rewards == "batch"
+    assert cfg(algorithm="dr_grpo", scale_rewards="batch").scale_rewards == "none"  # its definition
+    assert cfg(algorithm="crpo", scale_rewards=False, label_prior="balanced").scale_rewards == "none"
+    with pytest.raises(ValueError, match="scale_rewards: batch"):  # the prior weight would cancel
+        cfg(reward="label_prob", label_prior="natural", scale_rewards="group")
+    assert cfg(reward="answer_match", scale_rewards="group").label_prior == "natural"  # inert there: no error
+    with pytest.raises(ValueError, match="unknown label_prior"):
+        cfg(label_prior="uniform", scale_rewards="batch")
+
+
 def test_stage_term_stages_and_pairing():
     c = cfg(stage_term_stages=["reaction"], per_device_train_batch_size=8)
     paper = stage_betas()
@@ -99,7 +111,8 @@ def test_v2_config_is_the_issue_19_recipe():
     assert c.betas[0] == c.betas[4] == 0.0 and all(c.betas[1:4])  # not on stimulus nor mental_state
     assert run.max_prompt_tokens >= 1024  # posts whole, as the service sees them
     assert c.max_completion_length >= 210  # the v2 SFT targets run up to ~210 tokens
-    assert (c.eval_every, c.eval_rows_per_dataset) == (25, 40) and c.num_iterations == 1
+    assert (c.eval_every, c.eval_rows_per_dataset) == (30, 40) and c.num_iterations == 1
+    assert c.scale_rewards == "batch" and c.label_prior == "natural"  # the second run's changes
     assert c.rollout == "vllm" and c.use_cpu and c.bf16
 
 
@@ -108,4 +121,5 @@ def test_older_configs_keep_the_first_recipe(name):
     run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(["--config", str(CONFIGS / name)])
     assert c.reward == "answer_match" and not c.paired_steps and not c.skip_zero_signal_steps
     assert c.betas == stage_betas() and c.stage_term_on_zero_signal and c.eval_every == 0 and not run.balanced
+    assert c.scale_rewards == ("none" if c.algorithm == "dr_grpo" else "group")
     assert run.merge_adapter == (name != "crpo_smollm2_lora.yaml")

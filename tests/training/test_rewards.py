@@ -12,6 +12,7 @@ from training.rewards import (
     answer_stats,
     format_reward,
     inverse_frequency,
+    prior_weights,
 )
 
 DR = get_task("DR")
@@ -38,6 +39,18 @@ def test_weights_from_examples():
     assert w.weight("DR", "DR", "no") == pytest.approx(math.sqrt(4 / 3 * 0.5))
     with pytest.raises(KeyError, match="no reward weight"):
         w.weight("DR", "DR", "maybe")
+
+
+def test_prior_weights_restore_the_natural_share_of_each_label():
+    natural = [Example("DR", DR, "p", "yes")] * 6 + [Example("DR", DR, "p", "no")] * 4 + [
+        Example("SAD", SAD, "p", "work")] * 99 + [Example("SAD", SAD, "p", "school")]
+    pool = [Example("DR", DR, "p", "yes")] * 5 + [Example("DR", DR, "p", "no")] * 5 + [
+        Example("SAD", SAD, "p", "work"), Example("SAD", SAD, "p", "school")]
+    w = prior_weights(natural, pool)
+    assert w["DR"] == pytest.approx({"yes": 1.2, "no": 0.8})  # 0.6/0.5, 0.4/0.5
+    assert w["SAD"] == pytest.approx({"work": 1.98, "school": 0.2})  # 0.99/0.5; 0.01/0.5 = 0.02 clipped to 0.2
+    with pytest.raises(KeyError, match="label 'no'"):
+        prior_weights([Example("DR", DR, "p", "yes")], [Example("DR", DR, "p", "no")])
 
 
 def test_format_reward():
@@ -91,4 +104,10 @@ def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_mode
     probs = LabelScorer(tokenizer).probabilities(tiny_model, prompts, completions, texts)
     assert got == pytest.approx([probs[0][0], probs[1][1], probs[2][SAD.label_names.index("school")]])
     assert all(0 < g < 1 for g in got)
-    assert logged == {"crpo/binary/p_yes": pytest.approx((probs[0][0] + probs[1][0]) / 2)}
+    gold = [probs[0][0], probs[1][1], probs[2][SAD.label_names.index("school")]]
+    assert logged == {"crpo/binary/p_yes": pytest.approx((probs[0][0] + probs[1][0]) / 2),
+                      "crpo/p_gold": pytest.approx(sum(gold) / 3)}
+    weighted = reward(prompts=prompts, completions=completions, label=["yes", "no", "school"],
+                      options=[DR.label_names] * 2 + [SAD.label_names], label_texts=texts,
+                      prior_weight=[1.2, 0.8, 0.5])
+    assert weighted == pytest.approx([gold[0] * 1.2, gold[1] * 0.8, gold[2] * 0.5])

@@ -291,7 +291,12 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
     assert cfg.rollout == "vllm" and cfg.bf16
     from training.run_log import JsonlMetricsCallback
 
-    trainer, _ = entry.build_trainer(run, cfg, [JsonlMetricsCallback(out / "metrics.jsonl")])
+    trainer, about = entry.build_trainer(run, cfg, [JsonlMetricsCallback(out / "metrics.jsonl")])
+    assert cfg.scale_rewards == "batch" and cfg.label_prior == "natural"
+    pool = trainer.train_dataset
+    weights = {(t, lab): w for t, lab, w in zip(pool["task"], pool["label"], pool["prior_weight"], strict=True)}
+    assert weights == {(t, lab): about["priors"][t][lab] for t, lab in weights}  # each row its label's weight
+    assert weights[("DR", "yes")] > 1 > weights[("DR", "no")]  # IMHI's DR is mostly "yes"; the pool is 50/50
     try:
         texts = trainer.greedy_completions(trainer.validation.prompts[:2])  # builds the engine at step 0
         assert trainer._rollout.loaded_step == 0 and len(texts) == 2 and all(isinstance(t, str) for t in texts)
@@ -301,5 +306,5 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
         trainer.close_rollout_engine()
     rows = read_jsonl(out / "metrics.jsonl")
     step = next(r for r in rows if "loss" in r)
-    assert step["kl"] is not None and 0 <= step["rewards/label_prob/mean"] <= 1
+    assert step["kl"] is not None and 0 <= step["crpo/p_gold"] <= 1 and step["rewards/label_prob/mean"] >= 0
     assert [r["step"] for r in rows if "val/avg_weighted_f1" in r] == [0, 1]
