@@ -4,14 +4,18 @@
     .venv/bin/python -m bench.crpo_step --config training/configs/crpo_smollm2_lora.yaml --rollout vllm --label after
     .venv/bin/python -m bench.crpo_step --config training/configs/cpu_smoke.yaml --steps 2      # pipeline smoke
     .venv/bin/python -m bench.crpo_step --parts loss --model runs/sft_v1/final --loss-reps 7   # the term alone
+    .venv/bin/python -m bench.crpo_step --config training/configs/crpo_smollm2_v2.yaml --adapter runs/sft_v2/final \
+        --eval_every 0 --algorithms crpo,crpo:label_scoring=policy --rounds 2 --steps 4 --label reward-scoring
 
-Steps part: each round trains a fresh trainer per algorithm (`--algorithms`, default grpo,crpo) for `--steps`
-optimizer steps from the config's checkpoint, seed and prompts, alternating which goes first, so drifting
-machine load hits all alike. Any further `--key value` overrides the config as on run_crpo.py's command line.
+Steps part: each round trains a fresh trainer per variant (`--algorithms`, default grpo,crpo; a variant is an
+algorithm, optionally with `:key=value[;key=value]` config overrides, e.g. `crpo:label_scoring=policy`) for
+`--steps` optimizer steps from the config's checkpoint, seed and prompts, alternating which goes first, so
+drifting machine load hits all alike. Any further `--key value` overrides the config as on run_crpo.py's command line.
 A step is timed from the Trainer's step-begin to step-end callback (rollout, rewards, loss, backward,
 optimizer); the first step of every run is warm-up and dropped. Reported: the median step time of each,
 the ratio CRPO/GRPO (goal <= 1.05), rollout tokens/s (completion tokens generated / time inside the
-rollout) and the load average around each run.
+rollout), the median time spent computing rewards (label_prob scores the commit point) and the load average
+around each run.
 
 Loss part: CRPO's extra work in isolation, on one fixed batch of 8 stage-formatted completions (the SFT
 targets of 8 training examples): the stage masks (`stage_index_batch`), and loss + backward with the paper's
@@ -60,9 +64,10 @@ class StepTimer(TrainerCallback):
 
 
 def timed_rollouts(trainer) -> dict:
-    """Wrap the trainer's rollout (`_generate_single_turn`) to record its seconds and completion tokens."""
-    totals = {"gen_seconds": 0.0, "gen_tokens": 0, "gen_calls": []}
-    generate = trainer._generate_single_turn
+    """Wrap the trainer's rollout (`_generate_single_turn`) and reward computation (`_calculate_rewards`) to
+    record their seconds and the completion tokens generated."""
+    totals = {"gen_seconds": 0.0, "gen_tokens": 0, "gen_calls": [], "reward_calls": []}
+    generate, rewards = trainer._generate_single_turn, trainer._calculate_rewards
 
     def timed(*args, **kwargs):
         t0 = time.perf_counter()
@@ -73,17 +78,39 @@ def timed_rollouts(trainer) -> dict:
         totals["gen_calls"].append({"seconds": round(seconds, 2), "tokens": tokens})
         return completion_ids, logprobs
 
+    def timed_rewards(*args, **kwargs):
+        t0 = time.perf_counter()
+        out = rewards(*args, **kwargs)
+        totals["reward_calls"].append(round(time.perf_counter() - t0, 3))
+        return out
+
     trainer._generate_single_turn = timed
+    trainer._calculate_rewards = timed_rewards
     return totals
 
 
+def variant(spec: str) -> tuple[str, list[str]]:
+    """`crpo:label_scoring=policy;beta=0` → ("crpo", ["--label_scoring", "policy", "--beta", "0"])."""
+    algorithm, _, rest = spec.partition(":")
+    flags: list[str] = []
+    for pair in filter(None, rest.split(";")):
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"error: variant {spec!r}: write overrides as key=value, e.g. crpo:label_scoring=policy")
+        flags += [f"--{key}", value]
+    return algorithm, flags
+
+
 def run_one(kind: str, args, out: Path) -> dict:
-    """`--steps` optimizer steps of `kind` built exactly as training/run_crpo.py builds a run of `--config`."""
+    """`--steps` optimizer steps of the variant `kind` built exactly as training/run_crpo.py builds a run of
+    `--config`."""
     from training.run_crpo import build_trainer, parse
 
-    run, cfg = parse(["--config", args.config, "--algorithm", kind, "--max_steps", str(args.steps),
-                      "--output_dir", str(out / kind), "--save_strategy", "no", "--report_to", "none",
-                      "--disable_tqdm", "true", *args.overrides])
+    algorithm, flags = variant(kind)
+    name = kind.replace(":", "_").replace("=", "-").replace(";", "_")
+    run, cfg = parse(["--config", args.config, "--algorithm", algorithm, "--max_steps", str(args.steps),
+                      "--output_dir", str(out / name), "--save_strategy", "no", "--report_to", "none",
+                      "--disable_tqdm", "true", *args.overrides, *flags])
     timer = StepTimer()
     trainer, _ = build_trainer(run, cfg, [timer])
     totals = timed_rollouts(trainer)
@@ -105,6 +132,7 @@ def summarize(runs: list[dict], kinds: list[str]) -> dict:
         out[kind] = {"median_step_seconds": statistics.median(steps), "timed_steps": len(steps),
                      "median_rollout_seconds": statistics.median(c["seconds"] for c in calls),
                      "rollout_tokens_per_second": sum(c["tokens"] for c in calls) / sum(c["seconds"] for c in calls),
+                     "median_reward_seconds": statistics.median(x for r in mine for x in r["reward_calls"][1:]),
                      "median_rest_seconds": statistics.median(t - c["seconds"] for t, c in zip(steps, calls))}
     if "crpo" in out and "grpo" in out:
         out["ratio_crpo_over_grpo"] = out["crpo"]["median_step_seconds"] / out["grpo"]["median_step_seconds"]

@@ -79,6 +79,11 @@ class CRPOConfig(GRPOConfig):
         "help": "The decision reward beside the format reward. label_prob: P(gold label) at the rollout's own "
                 "commit point, scored from the policy's logits as the service scores it (dense; "
                 "training/label_scoring.py). answer_match: the paper's ±w for a right/wrong <answer>."})
+    label_scoring: str = field(default="engine", metadata={
+        "help": "Where label_prob and validation read P(label) at the commit point with rollout: vllm. engine: the "
+                "rollout engine (this step's weights in bf16, as the service scores; the just-generated prefix is "
+                "cached, so a few 1-token requests per completion). policy: a transformers forward of the policy "
+                "(fp32 weights, the trainer's autocast). Without the vLLM rollout it is always the policy."})
     label_prior: str = field(default="natural", metadata={
         "help": "label_prob only. natural: each group's P(gold) is weighted by the gold label's share of its task "
                 "in the training split over its share of the (balanced) prompt pool (training/rewards.py "
@@ -150,6 +155,8 @@ class CRPOConfig(GRPOConfig):
         stage_betas(self.stage_beta_m, self.stage_beta_tau, self.stage_betas)  # checks an explicit list's length
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
+        if self.label_scoring not in ("engine", "policy"):
+            raise ValueError(f"unknown label_scoring {self.label_scoring!r}; use engine or policy")
         if self.label_prior not in LABEL_PRIORS:
             raise ValueError(f"unknown label_prior {self.label_prior!r}; use one of {', '.join(LABEL_PRIORS)}")
         unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]

@@ -28,9 +28,11 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 9. Logged every step besides TRL's (`kl` with beta > 0, `frac_reward_zero_std`, `rewards/<func>/mean`):
    `crpo/binary/answer_yes` vs `crpo/binary/gold_yes`, `crpo/binary/p_yes` (label_prob), `crpo/reward/<dataset>`,
    `crpo/skipped_step`.
-10. `reward: label_prob` reads the policy (LabelProbReward is bound to `self.model` at init).
+10. `reward: label_prob` reads the policy: LabelProbReward is bound to `label_probabilities` at init (the vLLM
+   engine's scores with `rollout: vllm`, the policy's logits otherwise).
 11. Validation (`eval_every` > 0 and validation rows given): training/validation.py's callback calls
-   `predict_labels` (greedy rollout with the run's backend, labels scored at the commit point) and
+   `predict_labels` (greedy rollout with the run's backend, labels scored at the commit point: by the vLLM
+   engine with `rollout: vllm`, as the service scores them, else from the policy's logits) and
    `log_outside_step`; the best weights are restored with `self.validation.restore_best()`.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
@@ -40,6 +42,7 @@ pairing, skipped steps, validation) applies to them alike.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import ClassVar
@@ -50,7 +53,7 @@ import trl.trainer.utils as trl_utils
 from transformers import GenerationConfig, TrainerCallback
 from trl import GRPOTrainer
 
-from mental_r1.contract import COMMIT_TAG, STAGE_NAMES
+from mental_r1.contract import COMMIT_TAG, STAGE_NAMES, commit_prefix, label_continuation
 from mental_r1.data import Example
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
@@ -113,7 +116,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         self._step_signal = False  # did any completion of the current optimizer step carry reward signal?
         for func in self.reward_funcs:
             if isinstance(func, LabelProbReward):
-                func.bind(lambda: self.model, self.accelerator.autocast)
+                func.bind(self.label_probabilities)
         self.add_callback(_UpdateGate(self))
         self.attach_validation(validation)
 
@@ -169,8 +172,34 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
 
     def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
         """The label the service would give each prompt (uncalibrated): greedy reasoning, then the most probable
-        label at the commit point."""
-        return self.labels_at_commit(examples, prompts, self.greedy_completions(prompts))
+        label at the commit point. With the vLLM rollout, both come from the engine, a chunk of rows at a time
+        (generated, then scored while their prefixes are still cached)."""
+        if self.args.rollout != "vllm":
+            return self.labels_at_commit(examples, prompts, self.greedy_completions(prompts))
+        chunk = self._rollout_engine().max_num_seqs
+        out: list[str] = []
+        for i in range(0, len(prompts), chunk):
+            rows, texts = examples[i:i + chunk], prompts[i:i + chunk]
+            out.extend(self.labels_at_commit(rows, texts, self.greedy_completions(texts)))
+        return out
+
+    def label_probabilities(self, prompts: Sequence[str], completions: Sequence[str],
+                            label_texts: Sequence[Sequence[str]]) -> list[list[float]]:
+        """P(label) at each completion's commit point (validation and the label_prob reward). With the vLLM
+        rollout (and `label_scoring: engine`), scored by the engine, which holds this step's policy weights in bf16 as the service does
+        (VLLMRollout.label_logprobs; a just-generated completion's prefix is still cached, so each row costs a
+        few 1-token requests instead of a forward over prompt and reasoning); otherwise from the policy's
+        logits (ValidationMixin)."""
+        if self.args.rollout != "vllm" or self.args.label_scoring == "policy":
+            return super().label_probabilities(prompts, completions, label_texts)
+        prefixes = [self._token_ids(p) + self._token_ids(commit_prefix(c)) for p, c in zip(prompts, completions,
+                                                                                          strict=True)]
+        label_sets = [[self._token_ids(label_continuation(t)) for t in labels] for labels in label_texts]
+        logps = self._rollout_engine().label_logprobs(prefixes, label_sets)
+        return [[math.exp(v) for v in row] for row in logps]
+
+    def _token_ids(self, text: str) -> list[int]:
+        return self.processing_class(text, add_special_tokens=False)["input_ids"]
 
     # ------------------------------------------------------------------------------- rewards and signal
 

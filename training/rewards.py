@@ -6,8 +6,8 @@ one of two decision rewards (`reward` in training/config.py).
 - answer_match (the paper's accuracy reward): +w when `match_label(answer, options)` is the gold label (the
   answer starts with it, case-insensitively, followed by a non-word character), else −w, including when
   there is no answer; w = sqrt(w_class · w_dataset).
-- label_prob: P(gold label) at the completion's own commit point, as the service scores it
-  (training/label_scoring.py), in [0, 1]. Dense, so a group's rewards are rarely tied. Times the row's
+- label_prob: P(gold label) at the completion's own commit point, as the service scores it (decoding
+  constrained to the label set; by the trainer's vLLM engine or from the policy's logits), in [0, 1]. Dense, so a group's rewards are rarely tied. Times the row's
   `prior_weight` when the rows carry one (label_prior natural, `prior_weights` below): a per-example weight
   is constant within a group, so it only acts when advantages are not divided by the group's own std
   (scale_rewards batch or none); under group scaling it cancels, as the answer_match weights do whenever
@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
-from training.label_scoring import LabelScorer
 
 FORMAT_REWARD = 0.5
 
@@ -125,28 +124,25 @@ def is_binary(options: Sequence[str]) -> bool:
 
 
 class LabelProbReward:
-    """P(gold label) at the rollout's commit point, from the current policy (no gradient). The trainer binds
-    the policy (`bind`) before the first rollout; the rows carry `label_texts` (the label sentences, in
-    `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the step's
-    yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
+    """P(gold label) at the rollout's commit point, from the current policy (no gradient). The trainer binds a
+    scorer (`bind`) before the first rollout: `score(prompts, completions, label_texts)` → P(label) per row in
+    `label_texts` order (CRPOTrainer.label_probabilities). The rows carry `label_texts` (the label sentences,
+    in `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the
+    step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
 
     __name__ = "label_prob"
 
-    def __init__(self, tokenizer):
-        self.scorer = LabelScorer(tokenizer)
-        self._model = None
-        self._autocast = None
+    def __init__(self):
+        self._score: Callable[..., list[list[float]]] | None = None
 
-    def bind(self, model_fn, autocast) -> None:
-        """`model_fn()` returns the policy at call time; `autocast()` the trainer's mixed-precision context."""
-        self._model, self._autocast = model_fn, autocast
+    def bind(self, score: Callable[[Sequence[str], Sequence[str], Sequence[Sequence[str]]], list[list[float]]]):
+        self._score = score
 
     def __call__(self, prompts: Sequence, completions: Sequence, label: Sequence[str],
                  options: Sequence[Sequence[str]], label_texts: Sequence[Sequence[str]], log_metric=None,
                  prior_weight: Sequence[float] | None = None, **_) -> list[float]:
-        assert self._model is not None, "LabelProbReward needs the policy: the trainer calls bind() first"
-        probs = self.scorer.probabilities(self._model(), list(prompts), [_text(c) for c in completions],
-                                          label_texts, autocast=self._autocast)
+        assert self._score is not None, "LabelProbReward needs the policy's scorer: the trainer calls bind() first"
+        probs = self._score(list(prompts), [_text(c) for c in completions], label_texts)
         p_yes = [p[[o.lower() for o in opts].index("yes")] for p, opts in zip(probs, options) if is_binary(opts)]
         p_gold = [p[list(opts).index(gold)] for p, opts, gold in zip(probs, options, label, strict=True)]
         if log_metric is not None:

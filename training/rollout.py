@@ -73,6 +73,7 @@ class VLLMRollout:
                        max_model_len=max_model_len, max_num_seqs=max_num_seqs, enforce_eager=True,
                        kv_cache_memory_bytes=int(kv_cache_gib * 2**30), enable_prefix_caching=True, seed=seed)
         torch.set_num_threads(threads)  # the engine's worker may have changed the process-wide setting
+        self.max_num_seqs = max_num_seqs
         self.loaded_step: int | None = None
         self.load_seconds: list[float] = []  # per reload, for bench/crpo_step.py
 
@@ -99,6 +100,32 @@ class VLLMRollout:
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompt_ids], params, use_tqdm=False)
         torch.set_num_threads(threads)
         return [list(o.outputs[0].token_ids) for o in outputs]
+
+    def label_logprobs(self, prefixes: list[list[int]], label_sets: list[list[list[int]]]) -> list[list[float]]:
+        """For each prefix (prompt ids + commit-prefix ids) and its label continuations (token ids each),
+        log P(label) under decoding constrained to the label set, as the service scores it
+        (mental_r1/assessor.py): one 1-token request per branch point of the continuations' trie, returning the
+        log-probabilities of the node's children (`logprob_token_ids`), chained by
+        mental_r1.label_trie.constrained_logprobs. Every row's requests go in one batch; a prefix still in
+        the prefix cache (just generated) is not recomputed."""
+        from vllm import SamplingParams
+
+        from mental_r1.label_trie import branch_nodes, constrained_logprobs
+
+        requests, params, where = [], [], []
+        for row, (prefix, conts) in enumerate(zip(prefixes, label_sets, strict=True)):
+            for node, kids in branch_nodes(conts).items():
+                requests.append({"prompt_token_ids": list(prefix) + list(node)})
+                params.append(SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(kids)))
+                where.append((row, node, kids))
+        threads = torch.get_num_threads()
+        outputs = self.llm.generate(requests, params, use_tqdm=False)
+        torch.set_num_threads(threads)
+        tables: list[dict] = [{} for _ in prefixes]
+        for (row, node, kids), out in zip(where, outputs, strict=True):
+            step = out.outputs[0].logprobs[0]
+            tables[row][node] = {t: step[t].logprob for t in kids}
+        return [constrained_logprobs(conts, table) for conts, table in zip(label_sets, tables, strict=True)]
 
     def close(self) -> None:
         engine = getattr(self.llm, "llm_engine", None)

@@ -97,7 +97,7 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     for row, ex in zip(rows, examples, strict=True):
         row["label_texts"] = [lab.text for lab in ex.task.labels]  # in `options` order: what label_prob scores
         row["prior_weight"] = priors[ex.task.id][ex.label] if priors else 1.0
-    decision = LabelProbReward(tokenizer) if cfg.reward == "label_prob" else AccuracyReward(weights)
+    decision = LabelProbReward() if cfg.reward == "label_prob" else AccuracyReward(weights)
     validation = None
     if cfg.eval_every > 0:
         validation = validation_set(tokenizer, run.data_dir, sorted({e.dataset for e in examples}),

@@ -2,14 +2,15 @@
 
 Every `eval_every` optimizer steps (and at step 0, the start, and at the last step): greedy reasoning for
 `eval_rows_per_dataset` val rows of every trained dataset with the run's own rollout backend (vLLM or
-transformers, stopped at the commit point), then the labels scored at the commit point from the policy's
-logits (training/label_scoring.py: decoding constrained to the label set, as the service does); the label
-is the most probable one (no calibration). Rows are those of `evaluate.py --split val --limit N --seed 0`.
+transformers, stopped at the commit point), then the labels scored at the commit point, decoding
+constrained to the label set as the service does: by the RL trainer's vLLM engine when it has one
+(CRPOTrainer.labels_at_commit), else from the policy's logits (training/label_scoring.py); the label is
+the most probable one (no calibration). Rows are those of `evaluate.py --split val --limit N --seed 0`.
 
 Logged as one metrics.jsonl row per validation (`val/...`): weighted F1 per dataset and their average
 (`val/avg_weighted_f1`, the selection score), and over yes/no rows the fraction predicted "yes" beside the
 gold fraction (`val/binary/pred_yes`, `val/binary/gold_yes`; issue 19's collapse check: stay within 10
-points of the start's). The best validation's trainable weights go to `output_dir/best/` and final/ is
+points of the start's), and the validation's wall time (`val/seconds`). The best validation's trainable weights go to `output_dir/best/` and final/ is
 built from them; `output_dir/validation.json` holds the history (resume reads it back). Training stops
 once `eval_patience` validations in a row score below the best.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -144,8 +146,8 @@ def load_trainable(model: torch.nn.Module, folder: Path) -> None:
 
 class ValidationMixin:
     """What a Trainer needs for ValidationCallback besides `predict_labels(examples, prompts) -> labels`:
-    `attach_validation` (call at the end of __init__), `labels_at_commit` (the labels the service would give
-    after given completions) and a log row of its own per validation."""
+    `attach_validation` (call at the end of __init__), `label_probabilities` / `labels_at_commit` (what the
+    service would decide after given completions) and a log row of its own per validation."""
 
     validation: ValidationCallback | None = None
 
@@ -156,13 +158,18 @@ class ValidationMixin:
             self.validation = ValidationCallback(self, *validation)
             self.add_callback(self.validation)
 
+    def label_probabilities(self, prompts: Sequence[str], completions: Sequence[str],
+                            label_texts: Sequence[Sequence[str]]) -> list[list[float]]:
+        """P(label) (in `label_texts` order) at the commit point of each completion ("" = an empty reasoning:
+        the direct decision), decoding constrained to the label set, from the policy's logits
+        (training/label_scoring.py). A trainer with a faster scorer overrides it (CRPOTrainer: its vLLM engine)."""
+        return self._scorer.probabilities(self.model, prompts, completions, label_texts,
+                                          autocast=self.accelerator.autocast)
+
     def labels_at_commit(self, examples: Sequence[Example], prompts: Sequence[str],
                          completions: Sequence[str]) -> list[str]:
-        """For each row, the most probable label at the commit point of its completion ("" = an empty
-        reasoning: the direct decision), from the policy's logits (uncalibrated, training/label_scoring.py)."""
-        probs = self._scorer.probabilities(self.model, prompts, completions,
-                                           [[lab.text for lab in ex.task.labels] for ex in examples],
-                                           autocast=self.accelerator.autocast)
+        """For each row, the most probable label at the commit point of its completion (uncalibrated)."""
+        probs = self.label_probabilities(prompts, completions, [[lab.text for lab in ex.task.labels] for ex in examples])
         return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
 
     def log_outside_step(self, metrics: dict[str, float]) -> None:
@@ -197,8 +204,10 @@ class ValidationCallback(TrainerCallback):
             self._validate(args, state, control)
 
     def _validate(self, args, state, control) -> None:
+        t0 = time.perf_counter()
         preds = self.trainer.predict_labels(self.examples, self.prompts)
         metrics = validation_metrics(self.examples, preds)
+        metrics["val/seconds"] = time.perf_counter() - t0
         improved, stop = self.tracker.add(state.global_step, metrics[SCORE])
         if improved and state.is_world_process_zero:
             save_trainable(self.trainer.model, self.out / BEST_DIR, {"step": state.global_step, "score": metrics[SCORE]})

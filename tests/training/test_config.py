@@ -89,6 +89,9 @@ def test_scale_rewards_is_the_recipe_except_for_dr_grpo():
     with pytest.raises(ValueError, match="scale_rewards: batch"):  # the prior weight would cancel
         cfg(reward="label_prob", label_prior="natural", scale_rewards="group")
     assert cfg(reward="answer_match", scale_rewards="group").label_prior == "natural"  # inert there: no error
+    with pytest.raises(ValueError, match="unknown label_scoring"):
+        cfg(label_scoring="hf")
+    assert cfg().label_scoring == "engine"
     with pytest.raises(ValueError, match="unknown label_prior"):
         cfg(label_prior="uniform", scale_rewards="batch")
 

@@ -85,7 +85,6 @@ def test_answer_stats():
 
 
 def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_model, tokenizer):
-    from contextlib import nullcontext
 
     from training.label_scoring import LabelScorer
     from training.prompts import build_prompt
@@ -94,10 +93,11 @@ def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_mode
         [build_prompt(tokenizer, "Exams.", SAD.question, SAD.label_names)]
     completions = [completion("yes"), completion("no")[:40], completion("work")]
     texts = [[lab.text for lab in DR.labels]] * 2 + [[lab.text for lab in SAD.labels]]
-    reward = LabelProbReward(tokenizer)
+    reward = LabelProbReward()
     assert reward.__name__ == "label_prob"
     logged = {}
-    reward.bind(lambda: tiny_model, nullcontext)
+    scorer = LabelScorer(tokenizer)
+    reward.bind(lambda p, c, t: scorer.probabilities(tiny_model, p, c, t))  # what CRPOTrainer binds without vLLM
     got = reward(prompts=prompts, completions=completions, label=["yes", "no", "school"],
                  options=[DR.label_names] * 2 + [SAD.label_names], label_texts=texts,
                  log_metric=lambda k, v: logged.__setitem__(k, v))

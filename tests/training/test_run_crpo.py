@@ -1,6 +1,7 @@
 """Real TRL steps on a tiny model (CPU): the cpu_smoke config for every algorithm, checkpoints, resume, vLLM."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -12,8 +13,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mental_r1.contract import STAGE_NAMES, format_completion
+from mental_r1.contract import STAGE_NAMES, commit_prefix, format_completion, label_continuation
 from training.checkpoints import COMPLETE_MARKER
+from training.label_scoring import LabelScorer
 from training.run_log import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -300,6 +302,23 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
     try:
         texts = trainer.greedy_completions(trainer.validation.prompts[:2])  # builds the engine at step 0
         assert trainer._rollout.loaded_step == 0 and len(texts) == 2 and all(isinstance(t, str) for t in texts)
+        # validation scores labels on the engine (bf16, as served); the policy's own logits (fp32) agree
+        rows, prompts = trainer.validation.examples[:2], trainer.validation.prompts[:2]
+        for completions in (texts, ["", ""]):  # after the greedy reasoning, and the direct decision
+            label_texts = [[lab.text for lab in ex.task.labels] for ex in rows]
+            reference = LabelScorer(trainer.processing_class).probabilities(trainer.model, prompts, completions,
+                                                                              label_texts)
+            tok = trainer.processing_class
+            ids = [tok(p, add_special_tokens=False)["input_ids"]
+                   + tok(commit_prefix(c), add_special_tokens=False)["input_ids"] for p, c in zip(prompts, completions)]
+            conts = [[tok(label_continuation(t), add_special_tokens=False)["input_ids"] for t in labs]
+                     for labs in label_texts]
+            served = [[math.exp(v) for v in row] for row in trainer._rollout.label_logprobs(ids, conts)]
+            for got, want in zip(served, reference, strict=True):
+                assert sum(got) == pytest.approx(1.0) and got == pytest.approx(want, abs=0.03)
+            labels = trainer.labels_at_commit(rows, prompts, completions)
+            assert labels == [ex.task.label_names[max(range(len(p)), key=p.__getitem__)]
+                              for ex, p in zip(rows, served)]
         trainer.train()
         assert trainer._rollout.loaded_step == 1  # reloaded for the validation after the step
     finally:

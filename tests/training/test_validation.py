@@ -100,6 +100,7 @@ def test_callback_keeps_the_best_and_stops_when_validation_falls(tmp_path):
         assert control.should_training_stop == (step == 3)
     assert [m[SCORE] for m in trainer.logged] == pytest.approx([100 / 3, 100.0, 0.0, 100 / 3])
     assert [m["val/best_step"] for m in trainer.logged] == [0, 1, 1, 1]
+    assert all(m["val/seconds"] >= 0 for m in trainer.logged)  # each validation's wall time
     assert json.loads((tmp_path / BEST_DIR / "best.json").read_text())["step"] == 1
     assert [h["step"] for h in json.loads((tmp_path / HISTORY_FILE).read_text())["history"]] == [0, 1, 2, 3]
     assert cb.restore_best()["step"] == 1 and trainer.model.weight.item() == 1.0  # the weights of step 1
