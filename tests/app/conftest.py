@@ -1,6 +1,18 @@
-"""The service two ways: `server`, the real one (`python -m app` in a subprocess on the embedded default model,
-real vLLM engine; for slow tests), and `fake_app`, the real app in this process with the real Assessor on a
-fake engine (`fake_engine`, tests/fake_engine.py; for every fast route test)."""
+"""The service two ways: the real one (`python -m app` in a subprocess, real vLLM engine; for slow tests), and
+`fake_app`, the real app in this process with the real Assessor on a fake engine (`fake_engine`,
+tests/fake_engine.py; for every fast route test).
+
+An engine start costs 35-60 s, so the real service is started once per model and settings for all of tests/app
+(package scope: stopped when tests/app is done, before the training tests need the memory), and shared by every
+slow test that only needs it running:
+- `server`: the embedded default model (test_service, test_page, test_fuzz's prompt injection, test_faults'
+  disconnect test, test_cli's --url test);
+- `tiny_server`: a tiny random model in production mode (test_bad_input, test_fuzz's schema fuzzing).
+The test that stops `server` (test_service's SIGTERM drain) is marked `stops_server` and runs right after the
+last other test that uses it (pytest_collection_modifyitems below). Tests that kill or break an engine start
+their own (test_faults), and so do tests whose settings change what every response holds (test_screen_engine's
+thresholds).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +31,8 @@ API_KEY = "test-key-0123456789"
 API_KEY_HASH = hashlib.sha256(API_KEY.encode()).hexdigest()
 SECRET_TEXT = "Zebra-sentinel-7731 I want to kill myself tonight"  # must never appear in the logs
 REPO = Path(__file__).resolve().parents[2]
+# the tiny service's limits, which test_bad_input measures (its fake-engine twin runs with the same settings)
+TINY_MAX_TEXT_CHARS, TINY_HEADER_TIMEOUT_S, TINY_BODY_TIMEOUT_S = 4000, 2, 2
 
 
 def free_port() -> int:
@@ -31,6 +45,9 @@ class Server:
     def __init__(self, tmp: Path, **env: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # the ops endpoints (/metrics, /openapi.json): on their own port if one is set, else on the API port
+        ops_port = env.get("MENTAL_R1_OPS_PORT")
+        self.ops_url = f"http://127.0.0.1:{ops_port}" if ops_port else self.url
         self.log_path = tmp / "server.log"
         full_env = {**os.environ, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
                     "MENTAL_R1_KV_CACHE_GIB": "0.5", "MENTAL_R1_MAX_NUM_SEQS": "8", **env}
@@ -76,11 +93,52 @@ class Server:
         self.log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.hookimpl(trylast=True)  # after -m / -k have deselected tests
+def pytest_collection_modifyitems(items):
+    """A test marked `stops_server` moves to right after the last other selected test that requests `server`
+    (every other test keeps its order), so no test after it finds the shared server gone."""
+    for stopper in [item for item in items if item.get_closest_marker("stops_server")]:
+        at = items.index(stopper)
+        last = max(k for k, item in enumerate(items) if "server" in item.fixturenames)  # >= at
+        items.insert(last, items.pop(at))
+
+
+@pytest.fixture(scope="package")
 def server(tmp_path_factory, base_model_dir):
+    """The embedded default model (Mental-R1-135M), as the README serves it, with an API key (API_KEY), 4
+    assessment tasks in flight at most and 2,000 characters of text. Shared by every slow test that needs the
+    trained model's answers; `server.early` holds the answers observed while it loaded (test_service)."""
     srv = Server(tmp_path_factory.mktemp("server"),
                  MENTAL_R1_API_KEY_HASHES=API_KEY_HASH,
                  MENTAL_R1_MAX_QUEUED_REQUESTS="4", MENTAL_R1_MAX_TEXT_CHARS="2000")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+def tiny_service_env() -> dict[str, str]:
+    """The settings of `tiny_server` (test_bad_input's fake-engine twin takes them too): production mode with an
+    API key and an ops port (a new free one per call), and tight connection limits."""
+    return {"MENTAL_R1_ENV": "production", "MENTAL_R1_API_KEY_HASHES": API_KEY_HASH,
+            "MENTAL_R1_OPS_PORT": str(free_port()), "MENTAL_R1_MAX_QUEUED_REQUESTS": "16",
+            "MENTAL_R1_MAX_TEXT_CHARS": str(TINY_MAX_TEXT_CHARS),
+            "MENTAL_R1_HEADER_TIMEOUT_S": str(TINY_HEADER_TIMEOUT_S),
+            "MENTAL_R1_BODY_TIMEOUT_S": str(TINY_BODY_TIMEOUT_S), "MENTAL_R1_MAX_CONNECTIONS": "64"}
+
+
+@pytest.fixture(scope="package")
+def tiny_server(tmp_path_factory, base_model_dir):
+    """A tiny random Llama with the real tokenizer (training.models.build_tiny_model, seed 0) behind the real
+    service, with tiny_service_env(): a valid request costs milliseconds of generation, so hundreds of hostile
+    and fuzzed requests fit in a CI run. Shared by test_bad_input and test_fuzz; neither may leave a 500, a
+    traceback or request text in its log (test_bad_input's last test reads the whole log)."""
+    from training.models import build_tiny_model
+
+    tmp = tmp_path_factory.mktemp("tiny-server")
+    model = build_tiny_model(base_model_dir, tmp / "model", seed=0)
+    srv = Server(tmp, MENTAL_R1_MODEL=str(model), **tiny_service_env())
     try:
         srv.wait_ready()
         yield srv

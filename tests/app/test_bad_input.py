@@ -1,6 +1,7 @@
 """Hostile input and hostile clients against the real service (`python -m app`, real vLLM engine on a tiny
-random model with the real tokenizer, production mode with API keys and an ops port; marked slow), and the
-same cases against the same app on a fake engine (fast; see the `svc` fixture).
+random model with the real tokenizer, production mode with API keys and an ops port: the shared `tiny_server`,
+tests/app/conftest.py; marked slow), and the same cases against the same app on a fake engine
+(fast; see the `svc` fixture).
 
 Cases are generated per category from a seeded RNG (categories, not particular strings): long non-English
 and mixed-script posts, digit and symbol runs, invisible and control characters, lone surrogates, injected
@@ -27,46 +28,39 @@ import pytest
 from mental_r1.schemas import AssessResponse
 from mental_r1.tasks import TASKS
 
-from .conftest import API_KEY, API_KEY_HASH, Server, free_port
+from .conftest import (
+    API_KEY,
+    TINY_BODY_TIMEOUT_S,
+    TINY_HEADER_TIMEOUT_S,
+    TINY_MAX_TEXT_CHARS,
+    free_port,
+    tiny_service_env,
+)
 from .fake_service import app_on, wait_ready
 from .test_server import connect, request, response, seconds_until_closed
 from .threaded_server import serving
 
 RNG = random.Random(14)
-MAX_CHARS = 4000
+MAX_CHARS = TINY_MAX_TEXT_CHARS
 SHORT = {"max_tokens": 32}
-HEADER_TIMEOUT, BODY_TIMEOUT = 2, 2
+HEADER_TIMEOUT, BODY_TIMEOUT = TINY_HEADER_TIMEOUT_S, TINY_BODY_TIMEOUT_S
 SEEN_TEXT: list[str] = []  # sentinels sent in requests: none may reach the log
 ECHO = 24  # an unknown task id is named back by at most this many characters (app.protocol.short_repr)
 
 
 @pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "fake-engine"])
-def svc(request, tmp_path_factory):
-    """`engine`: `python -m app` on a tiny random model (real vLLM engine, real tokenizer). `fake-engine`: the same
-    app and server configuration in this process, the real Assessor (real tokenizer) on a fake engine
-    (tests/fake_engine.py): a fast run of every case that does not depend on what the model generates."""
-    settings = {"MENTAL_R1_ENV": "production", "MENTAL_R1_API_KEY_HASHES": API_KEY_HASH,
-                "MENTAL_R1_OPS_PORT": str(free_port()), "MENTAL_R1_MAX_QUEUED_REQUESTS": "16",
-                "MENTAL_R1_MAX_TEXT_CHARS": str(MAX_CHARS), "MENTAL_R1_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT),
-                "MENTAL_R1_BODY_TIMEOUT_S": str(BODY_TIMEOUT), "MENTAL_R1_MAX_CONNECTIONS": "64"}
-    base_model_dir = request.getfixturevalue("base_model_dir")
-    tmp = tmp_path_factory.mktemp("bad-input")
-    if request.param == "fake-engine":
-        with InThreadService(settings, request.getfixturevalue("tokenizer")) as srv:
-            # it shares this process's Prometheus registry: 500s counted by earlier test modules are not ours
-            srv.server_errors_before = server_errors(httpx.get(f"{srv.ops_url}/metrics", timeout=30).text)
-            yield srv
+def svc(request):
+    """`engine`: the shared `tiny_server` (`python -m app` on a tiny random model: real vLLM engine, real
+    tokenizer). `fake-engine`: the same app and server configuration in this process, the real Assessor (real
+    tokenizer) on a fake engine (tests/fake_engine.py): a fast run of every case that does not depend on what
+    the model generates."""
+    if request.param == "engine":
+        yield request.getfixturevalue("tiny_server")
         return
-    from training.models import build_tiny_model
-
-    model = build_tiny_model(base_model_dir, tmp / "model", seed=0)
-    srv = Server(tmp, MENTAL_R1_MODEL=str(model), **settings)
-    srv.ops_url = f"http://127.0.0.1:{settings['MENTAL_R1_OPS_PORT']}"
-    try:
-        srv.wait_ready()
+    with InThreadService(tiny_service_env(), request.getfixturevalue("tokenizer")) as srv:
+        # it shares this process's Prometheus registry: 500s counted by earlier test modules are not ours
+        srv.server_errors_before = server_errors(httpx.get(f"{srv.ops_url}/metrics", timeout=30).text)
         yield srv
-    finally:
-        srv.stop()
 
 
 class InThreadService:
@@ -408,7 +402,8 @@ def server_errors(metrics: str) -> float:
 
 
 def test_zzz_logs_and_metrics_after_the_suite(svc):
-    """Runs last in the module (pytest keeps file order): nothing above left a trace it should not have."""
+    """Runs last in the module (pytest keeps file order): nothing above left a trace it should not have. With the
+    real engine the log and the 500 count are the shared server's whole life, other modules' requests included."""
     with httpx.Client(base_url=svc.ops_url, timeout=30) as ops:
         m = ops.get("/metrics").text
     assert server_errors(m) == getattr(svc, "server_errors_before", 0.0)

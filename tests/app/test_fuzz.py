@@ -1,8 +1,11 @@
 """Bad input against a real service: schemathesis over the live OpenAPI schema, plus hand-written cases.
 
-The fuzzing runs against a service on a tiny random model (real vLLM engine, real tokenizer), so a valid
-request costs milliseconds of generation and hundreds of cases fit in a CI run. The prompt-injection case
-runs on the shared base-model service (conftest.server), where the model actually reads the text.
+The fuzzing runs against the shared service on a tiny random model (conftest.tiny_server: real vLLM
+engine, real tokenizer, production mode), so a valid request costs milliseconds of generation and hundreds of
+cases fit in a CI run. Its schema is read from the ops port, and every request carries the API key in place of
+any generated `authorization` header, so no case stops at the key check (hostile Authorization headers are
+test_bad_input's). The prompt-injection case runs on the shared default-model service (conftest.server), where
+the model actually reads the text.
 """
 
 from __future__ import annotations
@@ -10,31 +13,16 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-import httpx
 import pytest
 
 from mental_r1.schemas import AssessResponse
 from mental_r1.tasks import TASKS
 
-from .conftest import Server
+from .conftest import API_KEY
 
 pytestmark = pytest.mark.slow
 MIN_CASES = 500
-
-
-@pytest.fixture(scope="module")
-def tiny_server(tmp_path_factory, base_model_dir):
-    from training.models import build_tiny_model
-
-    tmp = tmp_path_factory.mktemp("tiny")
-    model = build_tiny_model(base_model_dir, tmp / "model", seed=0)
-    srv = Server(tmp, MENTAL_R1_MODEL=str(model), MENTAL_R1_MAX_TEXT_CHARS="2000",
-                 MENTAL_R1_MAX_QUEUED_REQUESTS="8")
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 
 
 def short_generation(case):
@@ -54,7 +42,7 @@ def test_schemathesis_live_schema_no_5xx_and_responses_match_the_schema(tiny_ser
     from schemathesis.generation import GenerationMode
     from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-    schema = schemathesis.openapi.from_url(tiny_server.url + "/openapi.json")
+    schema = schemathesis.openapi.from_url(tiny_server.ops_url + "/openapi.json")
     ops = {op.ok().label for op in schema.get_all_operations()}
     assert "POST /assess" in ops, ops
     # valid-by-schema and schema-violating requests, for every operation
@@ -67,7 +55,7 @@ def test_schemathesis_live_schema_no_5xx_and_responses_match_the_schema(tiny_ser
               suppress_health_check=list(HealthCheck))
     @given(case=cases)
     def run(case):
-        response = case.call(base_url=tiny_server.url, timeout=120)
+        response = case.call(base_url=tiny_server.url, headers=AUTH, timeout=120)
         seen[case.operation.label] += 1
         statuses[response.status_code] += 1
         body = case.body if isinstance(case.body, dict) else {}
@@ -96,7 +84,7 @@ def test_schemathesis_live_schema_no_5xx_and_responses_match_the_schema(tiny_ser
 ])
 def test_wrong_content_types_are_rejected_with_the_envelope(tiny_server, content_type, content):
     headers = {"content-type": content_type} if content_type else {}
-    with httpx.Client(base_url=tiny_server.url, timeout=60) as c:
+    with tiny_server.client(timeout=60) as c:
         r = c.post("/assess", content=content.encode(), headers=headers)
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     err = r.json()["error"]
@@ -105,7 +93,7 @@ def test_wrong_content_types_are_rejected_with_the_envelope(tiny_server, content
 
 
 def test_form_data_through_httpx_data_is_rejected(tiny_server):
-    with httpx.Client(base_url=tiny_server.url, timeout=60) as c:
+    with tiny_server.client(timeout=60) as c:
         form = c.post("/assess", data={"text": "I feel low.", "task": "DR"})
         files = c.post("/assess", files={"text": ("post.txt", b"I feel low.", "text/plain")})
     for r in (form, files):
@@ -114,7 +102,7 @@ def test_form_data_through_httpx_data_is_rejected(tiny_server):
 
 
 def test_json_that_is_not_an_object(tiny_server):
-    with httpx.Client(base_url=tiny_server.url, timeout=60) as c:
+    with tiny_server.client(timeout=60) as c:
         for body in ([], ["text"], "text", 42, None, {"text": {"nested": "x"}}, {"text": ["a"]}):
             r = c.post("/assess", json=body)
             assert r.status_code == 422, (body, r.text)

@@ -1,6 +1,7 @@
 """End-to-end: the real service (vLLM engine, embedded default model) answers real requests.
 
-The SIGTERM drain test stops the shared server, so it runs last in this module (pytest keeps file order).
+The service is the shared `server` (tests/app/conftest.py). The SIGTERM drain test stops it, so it is marked
+`stops_server` and runs after every other test that uses it.
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ def test_request_text_never_reaches_the_logs(server):
     assert sentinel not in logs and "Quokka" not in logs and "kill myself" not in logs
 
 
+@pytest.mark.stops_server
 def test_sigterm_drains_in_flight_requests_then_exits(server):
     result = {}
 
