@@ -63,7 +63,7 @@ class StepTimer(TrainerCallback):
         self.times.append(time.perf_counter() - self._t0)
 
 
-def timed_rollouts(trainer) -> dict:
+def timed_parts(trainer) -> dict:
     """Wrap the trainer's rollout (`_generate_single_turn`) and reward computation (`_calculate_rewards`) to
     record their seconds and the completion tokens generated."""
     totals = {"gen_seconds": 0.0, "gen_tokens": 0, "gen_calls": [], "reward_calls": []}
@@ -113,7 +113,7 @@ def run_one(kind: str, args, out: Path) -> dict:
                       "--disable_tqdm", "true", *args.overrides, *flags])
     timer = StepTimer()
     trainer, _ = build_trainer(run, cfg, [timer])
-    totals = timed_rollouts(trainer)
+    totals = timed_parts(trainer)
     load_before = os.getloadavg()[0]
     trainer.train()
     engine = getattr(trainer, "_rollout", None)

@@ -11,15 +11,15 @@ data). Both are dataclasses read by TrlParser: `--config run.yaml` sets them, CL
 | dr_grpo   | dr_grpo   | 0.2 / 0.2              | none          | False                      | no         |
 
 `scale_rewards` is Dr. GRPO's defining change (no std division), so dr_grpo sets "none" whatever the recipe
-says; for the others it is part
-of the recipe, the same for every algorithm of a comparison: "group" (TRL's and the paper's default) or
-"batch" (the v2 recipe: one std over the step's rewards, so a group whose dense rewards differ by 0.01 is not
-blown up to the size of one whose rewards differ by 0.5).
+says; for the others it is part of the recipe, the same for every algorithm of a comparison: "group" (TRL's
+and the paper's default) or "batch" (the v2 recipe: one std over the step's rewards, so a group whose dense
+rewards differ by 0.01 is not blown up to the size of one whose rewards differ by 0.5).
 
 CRPO is GRPO (the paper's TRL 0.21 harness: sequence-mean of token-mean losses, symmetric clip 0.2, KL to
 a reference with `beta`) plus the stage-wise entropy term; DAPO's dynamic sampling and Dr. GRPO's other
-changes beyond the loss normaliser are not reproduced. Setting one of the four owned fields in YAML or on
-the command line to a value that disagrees with the algorithm is an error. With `num_iterations` 1 (ours)
+changes beyond the loss normaliser are not reproduced. Setting loss_type, epsilon_high or
+mask_truncated_completions in YAML or on the command line to a value that disagrees with the algorithm is an
+error. With `num_iterations` 1 (ours)
 the importance ratio is 1 and clipping never fires, so the clip-higher of DAPO is inert here.
 
 The recipe fields (issue 19) default to the v2 recipe (training/configs/crpo_smollm2_v2.yaml); the older
@@ -48,6 +48,7 @@ from training.schedule import PAPER_M, PAPER_TAU, stage_betas
 
 REWARDS = ("answer_match", "label_prob")
 LABEL_PRIORS = ("balanced", "natural")
+LABEL_SCORINGS = ("engine", "policy")
 
 ALGORITHMS: dict[str, dict] = {
     "crpo": {"loss_type": "grpo", "epsilon_high": 0.2, "mask_truncated_completions": False},
@@ -77,8 +78,8 @@ class CRPOConfig(GRPOConfig):
     # the v2 recipe (issue 19)
     reward: str = field(default="label_prob", metadata={
         "help": "The decision reward beside the format reward. label_prob: P(gold label) at the rollout's own "
-                "commit point, scored from the policy's logits as the service scores it (dense; "
-                "training/label_scoring.py). answer_match: the paper's ±w for a right/wrong <answer>."})
+                "commit point, scored as the service scores it (dense; where it is read: label_scoring). "
+                "answer_match: the paper's ±w for a right/wrong <answer>."})
     label_scoring: str = field(default="engine", metadata={
         "help": "Where label_prob and validation read P(label) at the commit point with rollout: vllm. engine: the "
                 "rollout engine (this step's weights in bf16, as the service scores; the just-generated prefix is "
@@ -155,8 +156,8 @@ class CRPOConfig(GRPOConfig):
         stage_betas(self.stage_beta_m, self.stage_beta_tau, self.stage_betas)  # checks an explicit list's length
         if self.reward not in REWARDS:
             raise ValueError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
-        if self.label_scoring not in ("engine", "policy"):
-            raise ValueError(f"unknown label_scoring {self.label_scoring!r}; use engine or policy")
+        if self.label_scoring not in LABEL_SCORINGS:
+            raise ValueError(f"unknown label_scoring {self.label_scoring!r}; use one of {', '.join(LABEL_SCORINGS)}")
         if self.label_prior not in LABEL_PRIORS:
             raise ValueError(f"unknown label_prior {self.label_prior!r}; use one of {', '.join(LABEL_PRIORS)}")
         unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]

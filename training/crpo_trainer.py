@@ -174,9 +174,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         """The label the service would give each prompt (uncalibrated): greedy reasoning, then the most probable
         label at the commit point. With the vLLM rollout, both come from the engine, a chunk of rows at a time
         (generated, then scored while their prefixes are still cached)."""
-        if self.args.rollout != "vllm":
-            return self.labels_at_commit(examples, prompts, self.greedy_completions(prompts))
-        chunk = self._rollout_engine().max_num_seqs
+        chunk = self._rollout_engine().max_num_seqs if self.args.rollout == "vllm" else max(len(prompts), 1)
         out: list[str] = []
         for i in range(0, len(prompts), chunk):
             rows, texts = examples[i:i + chunk], prompts[i:i + chunk]
@@ -186,10 +184,10 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
     def label_probabilities(self, prompts: Sequence[str], completions: Sequence[str],
                             label_texts: Sequence[Sequence[str]]) -> list[list[float]]:
         """P(label) at each completion's commit point (validation and the label_prob reward). With the vLLM
-        rollout (and `label_scoring: engine`), scored by the engine, which holds this step's policy weights in bf16 as the service does
-        (VLLMRollout.label_logprobs; a just-generated completion's prefix is still cached, so each row costs a
-        few 1-token requests instead of a forward over prompt and reasoning); otherwise from the policy's
-        logits (ValidationMixin)."""
+        rollout and `label_scoring: engine`, scored by the engine, which holds this step's policy weights in
+        bf16 as the service does (VLLMRollout.label_logprobs; a just-generated completion's prefix is still
+        cached, so each row costs a few 1-token requests instead of a forward over prompt and reasoning);
+        otherwise from the policy's logits (ValidationMixin)."""
         if self.args.rollout != "vllm" or self.args.label_scoring == "policy":
             return super().label_probabilities(prompts, completions, label_texts)
         prefixes = [self._token_ids(p) + self._token_ids(commit_prefix(c)) for p, c in zip(prompts, completions,

@@ -7,7 +7,8 @@ one of two decision rewards (`reward` in training/config.py).
   answer starts with it, case-insensitively, followed by a non-word character), else −w, including when
   there is no answer; w = sqrt(w_class · w_dataset).
 - label_prob: P(gold label) at the completion's own commit point, as the service scores it (decoding
-  constrained to the label set; by the trainer's vLLM engine or from the policy's logits), in [0, 1]. Dense, so a group's rewards are rarely tied. Times the row's
+  constrained to the label set; by the trainer's vLLM engine or from the policy's logits), in [0, 1].
+  Dense, so a group's rewards are rarely tied. Times the row's
   `prior_weight` when the rows carry one (label_prior natural, `prior_weights` below): a per-example weight
   is constant within a group, so it only acts when advantages are not divided by the group's own std
   (scale_rewards batch or none); under group scaling it cancels, as the answer_match weights do whenever
@@ -41,6 +42,14 @@ def inverse_frequency(counts: Mapping[str, int]) -> dict[str, float]:
     return {k: v / mean for k, v in inv.items()}
 
 
+def label_counts(examples: Iterable[Example]) -> dict[str, Counter]:
+    """task id -> label -> number of examples."""
+    counts: dict[str, Counter] = {}
+    for ex in examples:
+        counts.setdefault(ex.task.id, Counter())[ex.label] += 1
+    return counts
+
+
 @dataclass(frozen=True)
 class RewardWeights:
     dataset: dict[str, float]  # dataset -> w_dataset
@@ -49,11 +58,8 @@ class RewardWeights:
     @classmethod
     def from_examples(cls, examples: Iterable[Example]) -> RewardWeights:
         examples = list(examples)
-        per_task: dict[str, Counter] = {}
-        for ex in examples:
-            per_task.setdefault(ex.task.id, Counter())[ex.label] += 1
         return cls(dataset=inverse_frequency(Counter(ex.dataset for ex in examples)),
-                   label={t: inverse_frequency(c) for t, c in per_task.items()})
+                   label={t: inverse_frequency(c) for t, c in label_counts(examples).items()})
 
     def weight(self, dataset: str, task: str, label: str) -> float:
         try:
@@ -74,10 +80,7 @@ def prior_weights(natural: Iterable[Example], pool: Iterable[Example],
     weights make the expected gradient that of the natural mix the model is evaluated and served on (an
     importance weight per group). A label of the pool that `natural` lacks is an error: it has no share."""
     def shares(examples):
-        counts: dict[str, Counter] = {}
-        for ex in examples:
-            counts.setdefault(ex.task.id, Counter())[ex.label] += 1
-        return {t: {lab: n / sum(c.values()) for lab, n in c.items()} for t, c in counts.items()}
+        return {t: {lab: n / c.total() for lab, n in c.items()} for t, c in label_counts(examples).items()}
 
     nat, got = shares(natural), shares(pool)
     out: dict[str, dict[str, float]] = {}

@@ -85,7 +85,6 @@ def test_answer_stats():
 
 
 def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_model, tokenizer):
-
     from training.label_scoring import LabelScorer
     from training.prompts import build_prompt
 

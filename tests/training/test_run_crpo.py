@@ -1,7 +1,6 @@
 """Real TRL steps on a tiny model (CPU): the cpu_smoke config for every algorithm, checkpoints, resume, vLLM."""
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mental_r1.contract import STAGE_NAMES, commit_prefix, format_completion, label_continuation
+from mental_r1.contract import STAGE_NAMES, format_completion
 from training.checkpoints import COMPLETE_MARKER
 from training.label_scoring import LabelScorer
 from training.run_log import read_jsonl
@@ -308,12 +307,7 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
             label_texts = [[lab.text for lab in ex.task.labels] for ex in rows]
             reference = LabelScorer(trainer.processing_class).probabilities(trainer.model, prompts, completions,
                                                                               label_texts)
-            tok = trainer.processing_class
-            ids = [tok(p, add_special_tokens=False)["input_ids"]
-                   + tok(commit_prefix(c), add_special_tokens=False)["input_ids"] for p, c in zip(prompts, completions)]
-            conts = [[tok(label_continuation(t), add_special_tokens=False)["input_ids"] for t in labs]
-                     for labs in label_texts]
-            served = [[math.exp(v) for v in row] for row in trainer._rollout.label_logprobs(ids, conts)]
+            served = trainer.label_probabilities(prompts, completions, label_texts)  # the engine's scores
             for got, want in zip(served, reference, strict=True):
                 assert sum(got) == pytest.approx(1.0) and got == pytest.approx(want, abs=0.03)
             labels = trainer.labels_at_commit(rows, prompts, completions)
