@@ -251,6 +251,18 @@ def ends_sentence(text: str) -> bool:
     return bool(_ENDS_SENTENCE.search(text.strip()))
 
 
+def shown_stage(text: str) -> str:
+    """A stage as the service shows it: ending with a sentence end. The model closed the stage without one (a
+    Reddit-style line copied into the stimulus, a last clause without its full stop): its trailing clause
+    punctuation is dropped and a full stop added. A stage cut by the token budget already ends at its last
+    sentence end (`commit_prefix`)."""
+    text = text.strip()
+    if not text or ends_sentence(text):
+        return text
+    core = text.rstrip(",;:-–— \t\n")
+    return core + "." if core else text
+
+
 _LAST_SENTENCE_END = re.compile(r"^.*[.!?][\"')\]]*(?=\s|$)", re.DOTALL)
 
 

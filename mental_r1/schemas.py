@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, computed_field, model_validator
 
-from mental_r1.contract import STAGES, ParsedCompletion
+from mental_r1.contract import STAGES, ParsedCompletion, shown_stage
 
 
 class StageText(BaseModel):
@@ -144,5 +144,7 @@ class AssessResponse(BaseModel):
 
 
 def stage_texts(parsed: ParsedCompletion) -> list[StageText]:
-    """The five stages in canonical order, text null where the model did not write the stage."""
-    return [StageText(name=s.name, title=s.title, text=parsed.stages.get(s.name)) for s in STAGES]
+    """The five stages in canonical order, text null where the model did not write the stage, each ending with a
+    sentence end (`shown_stage`)."""
+    return [StageText(name=s.name, title=s.title, text=shown_stage(t) if (t := parsed.stages.get(s.name)) else t)
+            for s in STAGES]

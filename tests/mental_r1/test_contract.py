@@ -11,7 +11,9 @@ from mental_r1.contract import (
     match_label,
     neutralize_control_tokens,
     parse_completion,
+    shown_stage,
 )
+from mental_r1.schemas import stage_texts
 
 STAGE_TEXT = {n: f"text of {n}" for n in STAGE_NAMES}
 VALID = format_completion(STAGE_TEXT, "yes")  # what the model generates after the prefill
@@ -145,6 +147,24 @@ def test_commit_prefix_ends_a_cut_stage_at_its_last_sentence_end():
     stimulus_only = "I lost my job! It was my"
     assert commit_prefix(stimulus_only) == "I lost my job!</stimulus>\n<mental_state>"
     assert commit_prefix("Version 2.5 is out and") == "Version 2.5 is out and</stimulus>\n<mental_state>"
+
+
+def test_shown_stage_ends_with_a_sentence_end():
+    assert shown_stage("  They cry every night.  ") == "They cry every night."
+    assert shown_stage('They said "stop."') == 'They said "stop."'
+    assert shown_stage("can't sleep lol") == "can't sleep lol."  # a post line copied without its full stop
+    assert shown_stage("They feel alone, unheard;  ") == "They feel alone, unheard."
+    assert shown_stage("Really?!") == "Really?!" and shown_stage("") == "" and shown_stage(" -- ") == "--"
+
+
+def test_served_stages_end_with_a_sentence_end_and_missing_ones_stay_null():
+    texts = dict(STAGE_TEXT, reaction="They withdraw from friends")  # closed by the model without a full stop
+    done = committed_completion(commit_prefix(format_completion(texts, "yes")), "yes", "Yes, the poster is at risk.")
+    shown = {s.name: s.text for s in stage_texts(parse_completion(done))}
+    assert shown["reaction"] == "They withdraw from friends."
+    assert shown["stimulus"] == "text of stimulus." and shown["mental_state"] == "Yes, the poster is at risk."
+    cut = VALID[: VALID.index("<primary_appraisal>")] + "<answer>yes</answer>"
+    assert [s.text for s in stage_texts(parse_completion(cut))][1:] == [None] * 4
 
 
 def test_commit_prefix_puts_mental_state_before_a_premature_answer():
