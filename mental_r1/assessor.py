@@ -68,6 +68,8 @@ class Candidates:
     prompt_ids: list[int]
     direct: dict[str, float] | None  # label → log-probability at the empty reasoning's commit point
     reasonings: list[tuple[str, int, dict[str, float]]]  # (generated text, tokens, commit-point scores); 0 = greedy
+    max_tokens: int = 0  # the reasoning budget the candidates were generated with (0: no reasoning)
+    request_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -215,31 +217,51 @@ class Assessor:
         rid = request_id or uuid.uuid4().hex
         prompt_ids = self._prompt_ids(text, task)
         max_tokens = self._budget(text, task, prompt_ids, opts.max_tokens)
-
-        async def reasoning(i: int) -> tuple[str, int, dict[str, float]]:
-            if max_tokens == 0:
-                generated, n = "", 0
-            elif i == 0:
-                generated, n = await self._reasoning(prompt_ids, max_tokens, opts.temperature, opts.top_p, opts.seed,
-                                                     f"{rid}-gen")
-            else:
-                generated, n = await self._reasoning(prompt_ids, max_tokens, self.calibration.sample_temperature,
-                                                     SAMPLE_TOP_P, (opts.seed or 0) + i, f"{rid}-gen{i}")
-            return generated, n, await self._scored(prompt_ids, generated, task, f"{rid}-score{i}")
-
-        jobs = [reasoning(i) for i in range(1 + (samples if max_tokens else 0))]
+        jobs = [self._candidate(prompt_ids, max_tokens, task, opts, i, rid)
+                for i in range(1 + (samples if max_tokens else 0))]
         if direct and max_tokens:
             jobs.append(self._scored(prompt_ids, "", task, f"{rid}-direct"))
         results = await asyncio.gather(*jobs)
         direct_scores = results.pop() if direct and max_tokens else (results[0][2] if direct else None)
-        return Candidates(prompt_ids, direct_scores, results)
+        return Candidates(prompt_ids, direct_scores, results, max_tokens, rid)
+
+    async def more_samples(self, cands: Candidates, task: Task, opts: GenerationOptions, samples: int) -> Candidates:
+        """`cands` with sampled reasonings added until it holds the greedy one and `samples` sampled ones: the same
+        seeds and request ids as `candidates(..., samples=samples)` would have used."""
+        if not cands.max_tokens:
+            return cands
+        have = len(cands.reasonings)
+        extra = await asyncio.gather(*(self._candidate(cands.prompt_ids, cands.max_tokens, task, opts, i,
+                                                       cands.request_id) for i in range(have, 1 + samples)))
+        return Candidates(cands.prompt_ids, cands.direct, [*cands.reasonings, *extra], cands.max_tokens,
+                          cands.request_id)
+
+    async def _candidate(self, prompt_ids: list[int], max_tokens: int, task: Task, opts: GenerationOptions, i: int,
+                         rid: str) -> tuple[str, int, dict[str, float]]:
+        """Reasoning candidate i (0: the reasoning of `opts`; i > 0: sampled with seed `opts.seed + i`) and its
+        commit-point scores."""
+        if max_tokens == 0:
+            generated, n = "", 0
+        elif i == 0:
+            generated, n = await self._reasoning(prompt_ids, max_tokens, opts.temperature, opts.top_p, opts.seed,
+                                                 f"{rid}-gen")
+        else:
+            generated, n = await self._reasoning(prompt_ids, max_tokens, self.calibration.sample_temperature,
+                                                 SAMPLE_TOP_P, (opts.seed or 0) + i, f"{rid}-gen{i}")
+        return generated, n, await self._scored(prompt_ids, generated, task, f"{rid}-score{i}")
 
     async def assess(self, text: str, task: Task, opts: GenerationOptions,
                      request_id: str | None = None) -> TaskAssessment:
         rule = self.calibration.decision_for(task.id) if opts.max_tokens else DecisionRule()
-        cands = await self.candidates(text, task, opts, samples=rule.samples, direct=rule.needs_direct,
-                                      request_id=request_id)
+        # a rule that takes the label from the direct decision alone (w = 1) samples reasonings only to find one
+        # that leads to that label: when the greedy reasoning already does, it is shown and nothing is sampled
+        lazy = rule.direct_weight == 1.0 and rule.samples > 0
+        cands = await self.candidates(text, task, opts, samples=0 if lazy else rule.samples,
+                                      direct=rule.needs_direct, request_id=request_id)
         decision = decide(rule, cands.direct, [scores for _, _, scores in cands.reasonings])
+        if lazy and not decision.agrees:
+            cands = await self.more_samples(cands, task, opts, rule.samples)
+            decision = decide(rule, cands.direct, [scores for _, _, scores in cands.reasonings])
         generated = cands.reasonings[decision.shown][0]
         prefix = commit_prefix(generated)
         raw = decision.logprobs

@@ -17,7 +17,9 @@ marginalised over the model's reasonings, i.e. self-consistency with soft votes;
 calibration shipped with the model (mental_r1/calibration.py) is then fitted on, and applied to, log p.
 The label is the most probable one; the reasoning shown is the candidate whose own commit point gives that
 label the highest probability (the greedy one on ties), so what the user reads leads to the label it
-explains whenever any candidate does (`agrees`).
+explains whenever any candidate does (`agrees`). With w = 1 the samples cannot change the label or its
+probability, only which reasoning is shown, so the Assessor samples them only when the greedy reasoning does
+not lead to the label (it is then shown as it is).
 
 `DecisionRule()` (w = 0, no samples) is the greedy-reasoning decision every model had before.
 """

@@ -81,10 +81,12 @@ class SeededEngine(FakeEngine):
         return self.texts[request.params.seed]
 
 
-def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_that_agrees(tokenizer):
-    """DR with the rule (direct weight 1, 2 samples): one greedy and two seeded sampled generations, each scored
-    at its own commit point, plus the direct scoring; the label is the direct one and the stages shown are
-    those of the sampled reasoning whose commit point prefers it."""
+@pytest.mark.parametrize("greedy_p_yes", [0.3, 0.7])
+def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_that_agrees(tokenizer, greedy_p_yes):
+    """DR with the rule (direct weight 1, 2 samples): the greedy generation and the direct scoring first; the label
+    is the direct one. When the greedy reasoning's own commit point disagrees with it (P(yes) 0.3), two seeded
+    sampled generations follow, each scored at its own commit point, and the stages shown are those of the
+    reasoning whose commit point prefers the label most; when it agrees (0.7), it is shown and nothing is sampled."""
     from mental_r1.assessor import SAMPLE_TOP_P, Assessor, GenerationOptions
     from mental_r1.calibration import Calibration
     from mental_r1.contract import commit_prefix
@@ -99,7 +101,7 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
     k = next(k for k in range(len(conts[0])) if conts[0][k] != conts[1][k])
     yes_tok = conts[task.label_names.index("yes")][k]
     ids = lambda t: tokenizer(t, add_special_tokens=False)["input_ids"]
-    p_yes = {tuple(ids(commit_prefix(""))): 0.8, tuple(ids(commit_prefix(texts[None]))): 0.3,
+    p_yes = {tuple(ids(commit_prefix(""))): 0.8, tuple(ids(commit_prefix(texts[None]))): greedy_p_yes,
              tuple(ids(commit_prefix(texts[1]))): 0.9, tuple(ids(commit_prefix(texts[2]))): 0.6}
 
     def logprob(prefix, tok):
@@ -112,13 +114,21 @@ def test_a_decision_rule_scores_direct_and_sampled_reasonings_and_shows_the_one_
     a = asyncio.run(Assessor(engine, tokenizer, cal, max_model_len=2048).assess(
         "I have not slept in weeks.", task, GenerationOptions(max_tokens=64), "r"))
     gens = [(r.params, r.request_id) for r in engine.generations()]
-    assert sorted(rid for _, rid in gens) == ["r-gen", "r-gen1", "r-gen2"]
-    sampled = [params for params, rid in gens if rid != "r-gen"]
-    assert {p.seed for p in sampled} == {1, 2} and {(p.temperature, p.top_p) for p in sampled} == {(0.7, SAMPLE_TOP_P)}
-    assert len(engine.requests) == 3 + 4  # three generations, four scorings (three reasonings + direct)
     assert a.label == "yes" and math.exp(a.label_logprobs["yes"]) == pytest.approx(0.8)  # the direct decision
-    assert a.stages[0].text == "They cry daily."  # the candidate whose commit point gives "yes" 0.9
-    assert a.usage.completion_tokens == sum(len(ids(t)) for t in texts.values())  # the three generations
+    assert a.reasoning_agrees
+    if greedy_p_yes < 0.5:
+        assert sorted(rid for _, rid in gens) == ["r-gen", "r-gen1", "r-gen2"]
+        sampled = [params for params, rid in gens if rid != "r-gen"]
+        assert {p.seed for p in sampled} == {1, 2}
+        assert {(p.temperature, p.top_p) for p in sampled} == {(0.7, SAMPLE_TOP_P)}
+        assert len(engine.requests) == 3 + 4  # three generations, four scorings (three reasonings + direct)
+        assert a.stages[0].text == "They cry daily."  # the candidate whose commit point gives "yes" 0.9
+        assert a.usage.completion_tokens == sum(len(ids(t)) for t in texts.values())  # the three generations
+        assert a.usage.reasonings == 3
+    else:
+        assert [rid for _, rid in gens] == ["r-gen"] and len(engine.requests) == 1 + 2  # greedy, two scorings
+        assert a.stages[0].text == "They are fine." and a.usage.reasonings == 1
+
 
 def test_the_model_screen_scores_each_risk_task_in_one_request_at_the_branching_node(tokenizer):
     """risk_probabilities: prompt + empty reasoning + the label sentences' shared start, scored at the tokens
