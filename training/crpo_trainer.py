@@ -59,7 +59,7 @@ from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
 from training.label_scoring import eval_mode
-from training.rewards import LabelProbReward, answer_stats
+from training.rewards import LabelProbReward, answer_stats, within_group_share
 from training.rollout import VLLMRollout, merged_weights
 from training.stage_masks import stage_index_batch
 from training.validation import ValidationMixin
@@ -212,6 +212,9 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         local = slice(self.accelerator.process_index * len(prompts), (self.accelerator.process_index + 1) * len(prompts))
         stats = answer_stats(completions, [x["options"] for x in inputs], [x["label"] for x in inputs],
                              [x["dataset"] for x in inputs], rewards[local].tolist()) if "options" in inputs[0] else {}
+        share = within_group_share(rewards.tolist(), group)
+        if share is not None:
+            stats["crpo/within_group_share"] = share
         for name, value in stats.items():  # averaged over processes with the reward functions' own metrics
             self._pending_metrics[name].append(value)
         return rewards_per_func

@@ -181,3 +181,22 @@ def answer_stats(completions: Sequence, options: Sequence[Sequence[str]], labels
             per_ds.setdefault(d, []).append(r)
     out.update({f"crpo/reward/{d}": sum(v) / len(v) for d, v in sorted(per_ds.items())})
     return out
+
+
+def within_group_share(rewards: Sequence[float], group: int) -> float | None:
+    """The share of a step's reward variance that lies within groups (completions of one prompt): the only part
+    GRPO's advantages carry, since each group's mean is subtracted. Near 0, the rewards mostly say which prompts
+    are easy, and the step's advantages are small against the batch std (`scale_rewards: batch`). None when the
+    step's rewards do not vary (or any is NaN)."""
+    if len(rewards) % group or any(math.isnan(r) for r in rewards):
+        return None
+    mean = sum(rewards) / len(rewards)
+    total = sum((r - mean) ** 2 for r in rewards)
+    if total <= 0:
+        return None
+    within = 0.0
+    for i in range(0, len(rewards), group):
+        g = rewards[i:i + group]
+        m = sum(g) / group
+        within += sum((r - m) ** 2 for r in g)
+    return within / total

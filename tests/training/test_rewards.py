@@ -13,6 +13,7 @@ from training.rewards import (
     format_reward,
     inverse_frequency,
     prior_weights,
+    within_group_share,
 )
 
 DR = get_task("DR")
@@ -110,3 +111,10 @@ def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_mode
                       options=[DR.label_names] * 2 + [SAD.label_names], label_texts=texts,
                       prior_weight=[1.2, 0.8, 0.5])
     assert weighted == pytest.approx([gold[0] * 1.2, gold[1] * 0.8, gold[2] * 0.5])
+
+
+def test_within_group_share_is_the_part_of_the_reward_variance_the_advantages_carry():
+    assert within_group_share([0.1, 0.1, 0.9, 0.9], group=2) == pytest.approx(0.0)  # easy vs hard prompts only
+    assert within_group_share([0.1, 0.9, 0.1, 0.9], group=2) == pytest.approx(1.0)  # all contrast inside groups
+    assert within_group_share([0.0, 0.2, 0.8, 1.0], group=2) == pytest.approx(0.04 / 0.68)
+    assert within_group_share([0.5] * 4, group=2) is None and within_group_share([0.1, float("nan")], group=2) is None
