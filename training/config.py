@@ -213,6 +213,9 @@ class RunArguments:
         "aliases": ["--data-dir"]})
     datasets: list[str] | None = field(default=None, metadata={
         "help": "Datasets to mix (default: every dataset with training data in data_dir)."})
+    eval_datasets: list[str] | None = field(default=None, metadata={
+        "help": "Datasets to validate on (default: the trained ones). RL on a few datasets is validated on all "
+                "of them, so a gain on some that costs the others shows."})
     samples_per_dataset: int | None = field(default=None, metadata={
         "help": "Train on a seeded random subset of this many examples per dataset (default: all). Reward "
                 "weights always come from the full training split.", "aliases": ["--samples-per-dataset"]})

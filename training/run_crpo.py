@@ -100,7 +100,7 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     decision = LabelProbReward() if cfg.reward == "label_prob" else AccuracyReward(weights)
     validation = None
     if cfg.eval_every > 0:
-        validation = validation_set(tokenizer, run.data_dir, sorted({e.dataset for e in examples}),
+        validation = validation_set(tokenizer, run.data_dir, run.eval_datasets or sorted({e.dataset for e in examples}),
                                     cfg.eval_rows_per_dataset, run.max_prompt_tokens)
         log.info("validating every %d steps on %d val rows", cfg.eval_every, len(validation[0]))
     trainer = CRPOTrainer(model=model, reward_funcs=[format_reward, decision], args=cfg,

@@ -61,7 +61,7 @@ def validation_set(tokenizer, data_dir: str | Path, datasets: Sequence[str], per
 
     val = validation_examples(data_dir, datasets, per_dataset)
     if not val:
-        raise SystemExit(f"error: no validation rows in {data_dir} for the trained datasets; add a val split "
+        raise SystemExit(f"error: no validation rows in {data_dir} for {list(datasets)}; add a val split "
                          "or set eval_every: 0")
     return val, [prompt_for(tokenizer, ex, max_prompt_tokens) for ex in val]
 

@@ -6,17 +6,19 @@ An engine start costs 35-60 s, so the real service is started once per model and
 (package scope: stopped when tests/app is done, before the training tests need the memory), and shared by every
 slow test that only needs it running:
 - `server`: the embedded default model (test_service, test_page, test_fuzz's prompt injection, test_faults'
-  disconnect test, test_cli's --url test);
-- `tiny_server`: a tiny random model in production mode (test_bad_input, test_fuzz's schema fuzzing).
-The test that stops `server` (test_service's SIGTERM drain) is marked `stops_server` and runs right after the
-last other test that uses it (pytest_collection_modifyitems below). Tests that kill or break an engine start
-their own (test_faults), and so do tests whose settings change what every response holds (test_screen_engine's
-thresholds).
+  disconnect test, test_cli's --url run);
+- `tiny_server`: a tiny random model in production mode (test_bad_input, test_fuzz's schema fuzzing);
+- `flag_all_server`: the embedded default model with crisis-screen thresholds of 0 (test_screen_engine).
+A test that stops or breaks a shared service is marked `stops_server(name)` (default `server`) and runs right
+after the last other test that uses it (pytest_collection_modifyitems below): test_service's SIGTERM drain stops
+`server`, test_faults kills `tiny_server`'s API process and `flag_all_server`'s engine. A service can be stopped
+only once, so test_faults' idle engine death starts its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -93,13 +95,20 @@ class Server:
         self.log.close()
 
 
+def uses(item: pytest.Item, service: str) -> bool:
+    """Whether a test uses the shared service `service`: it requests the fixture, or says so with
+    `uses_server(service)` (test_bad_input's engine case, which gets `tiny_server` from getfixturevalue)."""
+    return service in item.fixturenames or any(service in m.args for m in item.iter_markers("uses_server"))
+
+
 @pytest.hookimpl(trylast=True)  # after -m / -k have deselected tests
 def pytest_collection_modifyitems(items):
-    """A test marked `stops_server` moves to right after the last other selected test that requests `server`
-    (every other test keeps its order), so no test after it finds the shared server gone."""
+    """A test marked `stops_server(name)` (default `server`) moves to right after the last other selected test
+    that uses that service (every other test keeps its order), so no test after it finds the service gone."""
     for stopper in [item for item in items if item.get_closest_marker("stops_server")]:
+        service = (stopper.get_closest_marker("stops_server").args or ("server",))[0]
         at = items.index(stopper)
-        last = max(k for k, item in enumerate(items) if "server" in item.fixturenames)  # >= at
+        last = max(k for k, item in enumerate(items) if uses(item, service))  # >= at
         items.insert(last, items.pop(at))
 
 
@@ -139,6 +148,29 @@ def tiny_server(tmp_path_factory, base_model_dir):
     tmp = tmp_path_factory.mktemp("tiny-server")
     model = build_tiny_model(base_model_dir, tmp / "model", seed=0)
     srv = Server(tmp, MENTAL_R1_MODEL=str(model), **tiny_service_env())
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="package")
+def flag_all_server(tmp_path_factory, base_model_dir):
+    """The embedded default model behind a service whose crisis-screen thresholds flag every post (0.0,
+    marked provisional), so every response shows the model's risk probabilities (test_screen_engine);
+    development mode, no API key, 2,000 characters of text. test_faults' dead-engine test kills its engine
+    last (any default-model service does for that test)."""
+    from mental_r1.default_model import ensure_default_model
+    from mental_r1.loading import model_info
+    from mental_r1.screen.model import MODEL_SCREEN, model_key
+
+    tmp = tmp_path_factory.mktemp("screen")
+    info = model_info(ensure_default_model(), None)
+    thresholds = tmp / "thresholds.json"
+    thresholds.write_text(json.dumps({model_key(info.name, info.version): {
+        "thresholds": dict.fromkeys(MODEL_SCREEN, 0.0), "provisional": True}}))
+    srv = Server(tmp, MENTAL_R1_SCREEN_THRESHOLDS_FILE=str(thresholds), MENTAL_R1_MAX_TEXT_CHARS="2000")
     try:
         srv.wait_ready()
         yield srv

@@ -48,7 +48,10 @@ SEEN_TEXT: list[str] = []  # sentinels sent in requests: none may reach the log
 ECHO = 24  # an unknown task id is named back by at most this many characters (app.protocol.short_repr)
 
 
-@pytest.fixture(scope="module", params=[pytest.param("engine", marks=pytest.mark.slow), "fake-engine"])
+# the engine case gets `tiny_server` from getfixturevalue: uses_server tells conftest's ordering hook, so
+# the test that kills it (test_faults) runs after these
+@pytest.fixture(scope="module", params=[
+    pytest.param("engine", marks=[pytest.mark.slow, pytest.mark.uses_server("tiny_server")]), "fake-engine"])
 def svc(request):
     """`engine`: the shared `tiny_server` (`python -m app` on a tiny random model: real vLLM engine, real
     tokenizer). `fake-engine`: the same app and server configuration in this process, the real Assessor (real

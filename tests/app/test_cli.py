@@ -1,8 +1,9 @@
 """`mental-r1`: batch assessment in-process and over HTTP gives the same lines; the console commands.
 
 Fast tests run both backends over the real Assessor on a fake engine (tests/fake_engine.py): in-process, and
-through the real app (routes, auth, validation, error envelope) over httpx's ASGI transport. The slow tests run real engines: a tiny random
-model over a CSV with bad rows (interrupted and resumed), and `--url` against the live test service.
+through the real app (routes, auth, validation, error envelope) over httpx's ASGI transport. The slow test runs
+real engines: the default model over a CSV with bad rows, in-process (interrupted and resumed) and with `--url`
+against the live test service.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.batch import BatchError, load_done
+from app.batch import BatchError
 from app.cli import InProcess, Remote, assess_parser, main, run_assess
 from mental_r1.safety import CrisisResources
 
@@ -218,84 +219,67 @@ def cli(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess
                           text=True, timeout=timeout, env=env, check=False)
 
 
-def top_margin(line: dict, task: str) -> float:
-    probs = sorted(next(a for a in line["assessments"] if a["task"] == task)["probabilities"].values())
-    return probs[-1] - probs[-2]
-
-
 @pytest.mark.slow
-def test_batch_on_a_tiny_model_with_bad_rows_interrupted_and_resumed(tmp_path, base_model_dir):
-    from training.models import build_tiny_model
-
-    model = build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
-    rows = [(f"r{i}", f"Post number {i}: the week was long and I slept badly.") for i in range(60)]
-    rows[3], rows[10], rows[25] = ("r3", ""), ("r10", " \n "), ("r25", "y" * 301)
+def test_batch_interrupted_and_resumed_in_process_gives_the_labels_of_url_to_the_live_service(tmp_path, server):
+    """The embedded default model over a CSV with bad rows: sent to the live test service with --url (the
+    reference), then assessed in-process, interrupted by SIGINT and resumed by the same command. One file
+    serves both checks (resume, and in-process = --url), so only two engines start (~30 s each): the two
+    in-process runs."""
+    rows = [("p1", "I cannot get out of bed and nothing I used to love feels worth it anymore."),
+            ("p2", ""),
+            ("p3", "Had a great weekend hiking with friends, feeling rested and happy."),
+            ("p4", " \n "),
+            ("p5", "y" * 2001),  # over the service's 2,000 characters
+            ("p6", "Work has been crushing me lately and I barely sleep before deadlines.")]
     src = write_csv(tmp_path / "in.csv", rows)
-    common = [str(src), "--tasks", "DR,t-sid", "--model", str(model), "--max-tokens", "48", "--concurrency", "4",
-              "--kv-cache-gib", "0.25", "--max-text-chars", "300"]
+    # 2 rows in flight (in-process: 2 engine sequences too; the service admits 4 tasks: 2 rows x 2 tasks): p6
+    # starts only once p1 or p3 is done, so it is still running when p1's line is written and the SIGINT is sent.
+    # 32 tokens, the smallest reasoning budget: nothing here reads the reasoning.
+    common = [str(src), "--tasks", "DR,dreaddit", "--max-tokens", "32", "--concurrency", "2"]
+    in_process = [*common, "--kv-cache-gib", "0.5", "--max-text-chars", "2000"]
 
-    full = cli(*common, "--output", str(tmp_path / "full.jsonl"))
-    assert full.returncode == 0, full.stderr[-3000:]
-    ref = read(tmp_path / "full.jsonl")
-    assert [line["row"] for line in ref] == list(range(60)) and [line["id"] for line in ref] == [r[0] for r in rows]
-    assert {i for i, line in enumerate(ref) if "error" in line} == {3, 10, 25}
-    assert "limit is 300" in ref[25]["error"]["message"] and "empty" in ref[3]["error"]["message"]
-    assert "rows 60: 57 assessed, 3 errors (invalid_request 3)" in full.stdout and "DR (n=57" in full.stdout
-    assert re.search(r"60/60 \[.*(row/s|s/row)\]", full.stderr)  # the progress bar: count, rate and time left
+    remote = cli(*common, "--output", str(tmp_path / "remote.jsonl"), "--url", server.url,
+                 env={**os.environ, "MENTAL_R1_API_KEY": API_KEY})
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    ref = read(tmp_path / "remote.jsonl")
 
     part = tmp_path / "part.jsonl"
     # SIGINT as a terminal's Ctrl-C delivers it: a child inherits an ignored SIGINT, so this process must not
     # ignore it while starting the child (exec resets a handler, never SIG_IGN)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *common, "--output", str(part)],
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "assess", *in_process, "--output", str(part)],
                                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     finally:
         signal.signal(signal.SIGINT, previous)
+
+    def lines_written() -> int:
+        return len(part.read_bytes().splitlines()) if part.exists() else 0
+
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and len(part.read_bytes().splitlines() if part.exists() else []) < 5:
+    while time.time() < deadline and proc.poll() is None and lines_written() < 2:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)  # p1 (assessed) and p2 (an error) are written
     _, err = proc.communicate(timeout=120)
     written = part.read_bytes()
     assert proc.returncode != 0 and "run the same command to resume" in err, \
-        f"returncode {proc.returncode}, {len(part.read_bytes().splitlines())} lines: {err[-2000:]}"
-    assert 5 <= len(written.splitlines()) < 60
+        f"returncode {proc.returncode}, {lines_written()} lines: {err[-2000:]}"
+    assert 2 <= len(written.splitlines()) < len(rows)
 
-    resumed = cli(*common, "--output", str(part))
+    resumed = cli(*in_process, "--output", str(part))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     got = read(part)
     assert part.read_bytes().startswith(written[:written.rfind(b"\n") + 1])  # finished lines kept as they were
-    assert [line["row"] for line in got] == list(range(60))  # each row once, in order
-    assert "rows 60: 57 assessed" in resumed.stdout
-    for a, b in zip(got, ref, strict=True):
-        assert a["id"] == b["id"] and a.get("error") == b.get("error")
-        for task in ("DR", "t-sid") if "error" not in a else ():
-            la = next(x for x in a["assessments"] if x["task"] == task)["label"]
-            lb = next(x for x in b["assessments"] if x["task"] == task)["label"]
-            assert la == lb or top_margin(b, task) < 0.02  # a random model's near-ties may flip across batches
-
-
-@pytest.mark.slow
-def test_url_against_the_live_service_gives_the_labels_of_in_process(tmp_path, server):
-    rows = [("p1", "I cannot get out of bed and nothing I used to love feels worth it anymore."),
-            ("p2", ""),
-            ("p3", "Had a great weekend hiking with friends, feeling rested and happy."),
-            ("p4", "Work has been crushing me lately and I barely sleep before deadlines.")]
-    src = write_csv(tmp_path / "in.csv", rows)
-    common = [str(src), "--tasks", "DR,dreaddit", "--max-tokens", "64", "--concurrency", "2"]
-    local = cli(*common, "--output", str(tmp_path / "local.jsonl"), "--kv-cache-gib", "0.5",
-                "--max-text-chars", "2000")
-    assert local.returncode == 0, local.stderr[-3000:]
-    env = {**os.environ, "MENTAL_R1_API_KEY": API_KEY}
-    remote = cli(*common, "--output", str(tmp_path / "remote.jsonl"), "--url", server.url, env=env)
-    assert remote.returncode == 0, remote.stderr[-3000:]
-
-    a, b = load_done(tmp_path / "local.jsonl"), load_done(tmp_path / "remote.jsonl")
-    assert sorted(a) == sorted(b) == [0, 1, 2, 3]
-    assert a[1]["error"] == b[1]["error"]
-    for i in (0, 2, 3):
-        assert a[i]["model"] == b[i]["model"]
-        assert [x["label"] for x in a[i]["assessments"]] == [x["label"] for x in b[i]["assessments"]], i
-        assert set(a[i]) == set(b[i])
-    assert local.stdout.splitlines()[0] == remote.stdout.splitlines()[0] == "rows 4: 3 assessed, 1 errors (invalid_request 1)"
+    assert [line["row"] for line in got] == list(range(len(rows)))  # each row once, in order
+    assert [line["id"] for line in got] == [r[0] for r in rows]
+    assert {i for i, line in enumerate(got) if "error" in line} == {1, 3, 4}
+    assert "limit is 2000" in got[4]["error"]["message"] and "empty" in got[1]["error"]["message"]
+    assert resumed.stdout.splitlines()[0] == remote.stdout.splitlines()[0] == \
+        "rows 6: 3 assessed, 3 errors (invalid_request 3)"
+    assert "DR (n=3" in resumed.stdout and "dreaddit (n=3" in resumed.stdout
+    assert re.search(r"6/6 \[.*(row/s|s/row)\]", resumed.stderr)  # the progress bar: count, rate and time left
+    for a, b in zip(got, ref, strict=True):  # in-process (either run) = the service, row by row
+        assert a["id"] == b["id"] and a.get("error") == b.get("error") and set(a) == set(b), a["id"]
+        if "error" not in a:
+            assert a["model"] == b["model"]
+            assert [x["label"] for x in a["assessments"]] == [x["label"] for x in b["assessments"]], a["id"]

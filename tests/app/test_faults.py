@@ -1,4 +1,9 @@
-"""Faults on a real service: the engine dies (under load or idle), the API process is killed, a client goes away."""
+"""Faults on a real service: the engine dies (under load or idle), the API process is killed, a client goes away.
+
+A fault ends a service, so the tests that cause one do it to a shared service as its last user (`stops_server`,
+tests/app/conftest.py): the engine dying under load is `flag_all_server`'s, the killed API process is
+`tiny_server`'s. The idle engine death needs a service of its own (a shared one can be ended only once).
+"""
 
 from __future__ import annotations
 
@@ -21,10 +26,10 @@ def engine_core_pids(server_pid: int) -> list[int]:
         p.cmdline() or [p.name()]) or p.name().startswith("VLLM::EngineCor")]
 
 
-def test_dead_engine_turns_readyz_red_and_requests_into_503(tmp_path, base_model_dir):
-    srv = Server(tmp_path, MENTAL_R1_MAX_TEXT_CHARS="2000")
+@pytest.mark.stops_server("flag_all_server")
+def test_dead_engine_turns_readyz_red_and_requests_into_503(flag_all_server):
+    srv = flag_all_server  # the default model without an API key; its screen thresholds play no part here
     try:
-        srv.wait_ready()
         pids = engine_core_pids(srv.proc.pid)
         assert pids, "no EngineCore child found"
         in_flight = {}
@@ -52,7 +57,7 @@ def test_dead_engine_turns_readyz_red_and_requests_into_503(tmp_path, base_model
             assert c.get("/livez").status_code == 503  # a restart is the fix: liveness fails
         assert srv.proc.poll() is None  # the API process itself stays up and answers
     finally:
-        srv.stop()
+        srv.stop()  # its last user: free the memory now, not when tests/app ends
 
 
 def descendants(pid: int) -> list[psutil.Process]:
@@ -96,16 +101,16 @@ def test_engine_death_while_idle_is_noticed_and_shutdown_does_not_hang(tmp_path,
         srv.stop()
 
 
-def test_killed_api_process_leaves_no_engine_processes_behind(tmp_path, tiny_model):
-    srv = Server(tmp_path, MENTAL_R1_MODEL=str(tiny_model))
+@pytest.mark.stops_server("tiny_server")
+def test_killed_api_process_leaves_no_engine_processes_behind(tiny_server):
+    srv = tiny_server  # production mode: the request carries the API key
     children: list[psutil.Process] = []
     try:
-        srv.wait_ready()
         children = descendants(srv.proc.pid)
         assert engine_core_pids(srv.proc.pid), "no EngineCore child found"
 
         def call():
-            with srv.client(key=None, timeout=60) as c:
+            with srv.client(timeout=60) as c:
                 try:
                     c.post("/assess", json={"text": "A long week.", "tasks": ["SAD", "CAMS"], "max_tokens": 512})
                 except httpx.TransportError:

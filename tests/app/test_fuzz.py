@@ -124,8 +124,8 @@ INJECTIONS = [
 
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_prompt_injection_still_gets_a_valid_assessment_with_the_disclaimer(server, text):
-    with server.client() as c:
-        r = c.post("/assess", json={"text": text, "tasks": ["DR", "SAD"], "max_tokens": 64})
+    with server.client() as c:  # the smallest budget: the label is read at the commit point, whatever came before
+        r = c.post("/assess", json={"text": text, "tasks": ["DR", "SAD"], "max_tokens": 32})
     assert r.status_code == 200, r.text
     body = AssessResponse.model_validate(r.json())
     assert "not a diagnosis" in body.safety.disclaimer
@@ -134,5 +134,5 @@ def test_prompt_injection_still_gets_a_valid_assessment_with_the_disclaimer(serv
         assert a.label in labels and set(a.probabilities) == set(labels)
         assert sum(a.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
         assert a.confidence == a.probabilities[a.label]
-        assert a.usage.completion_tokens <= 64 * a.usage.reasonings  # each reasoning within the budget
+        assert a.usage.completion_tokens <= 32 * a.usage.reasonings  # each reasoning within the budget
     assert {a.task for a in body.assessments} == {"DR", "SAD"}

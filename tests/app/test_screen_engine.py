@@ -1,6 +1,6 @@
 """The crisis screen's model source with a real engine: a service whose thresholds flag every post (0.0),
 so every response shows the model's risk probabilities, on a handful of real t-sid posts, with the caller
-asking only for DR."""
+asking only for DR. The service is the shared `flag_all_server` (tests/app/conftest.py)."""
 
 from __future__ import annotations
 
@@ -8,30 +8,12 @@ import json
 
 import pytest
 
-from mental_r1.screen.model import MODEL_SCREEN, model_key
+from mental_r1.screen.model import MODEL_SCREEN
 
-from .conftest import Server
 from .test_service import metric
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def flag_all_server(tmp_path_factory, base_model_dir):
-    from mental_r1.default_model import ensure_default_model
-    from mental_r1.loading import model_info
-
-    tmp = tmp_path_factory.mktemp("screen")
-    info = model_info(ensure_default_model(), None)
-    thresholds = tmp / "thresholds.json"
-    thresholds.write_text(json.dumps({model_key(info.name, info.version): {
-        "thresholds": dict.fromkeys(MODEL_SCREEN, 0.0), "provisional": True}}))
-    srv = Server(tmp, MENTAL_R1_SCREEN_THRESHOLDS_FILE=str(thresholds), MENTAL_R1_MAX_TEXT_CHARS="2000")
-    try:
-        srv.wait_ready()
-        yield srv
-    finally:
-        srv.stop()
+SHORT = {"max_tokens": 32}  # the smallest reasoning budget: the screen scores the post without any reasoning
 
 
 def test_model_source_gives_both_risk_probabilities_when_only_dr_is_asked(flag_all_server, data_dir):
@@ -43,7 +25,7 @@ def test_model_source_gives_both_risk_probabilities_when_only_dr_is_asked(flag_a
     got = []
     with flag_all_server.client(key=None) as c:
         for text in posts:
-            r = c.post("/assess", json={"text": text, "task": "DR", "max_tokens": 48})
+            r = c.post("/assess", json={"text": text, "task": "DR", **SHORT})
             assert r.status_code == 200, r.text
             safety = r.json()["safety"]
             model = {s["task"]: s for s in safety["signals"] if s["source"] == "model"}
@@ -54,7 +36,7 @@ def test_model_source_gives_both_risk_probabilities_when_only_dr_is_asked(flag_a
             assert safety["level"] in ("concern", "crisis") and safety["crisis"] and safety["resources"]
             got.append({t: s["probability"] for t, s in model.items()})
             assert text[:40] not in json.dumps(safety)
-        again = c.post("/assess", json={"text": posts[0], "task": "DR", "max_tokens": 48}).json()["safety"]
+        again = c.post("/assess", json={"text": posts[0], "task": "DR", **SHORT}).json()["safety"]
         m = c.get("/metrics").text
     assert {s["task"]: s["probability"] for s in again["signals"] if s["source"] == "model"} == \
         pytest.approx(got[0], abs=1e-3)  # label scoring is deterministic

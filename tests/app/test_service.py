@@ -26,7 +26,7 @@ from mental_r1.tasks import TASKS
 from .conftest import SECRET_TEXT
 
 pytestmark = pytest.mark.slow
-SHORT = {"max_tokens": 48}
+SHORT = {"max_tokens": 32}  # the smallest reasoning budget, for the tests that do not read the reasoning
 
 
 def test_probes_before_and_after_load(server):
@@ -46,7 +46,7 @@ def test_probes_before_and_after_load(server):
 def test_assess_returns_a_full_assessment(server):
     with server.client() as c:
         r = c.post("/assess", json={"text": "Work has been crushing me and I barely sleep.", "task": "dreaddit",
-                                    "max_tokens": 96})
+                                    **SHORT})
     assert r.status_code == 200, r.text
     body = AssessResponse.model_validate(r.json())
     (a,) = body.assessments
@@ -60,7 +60,7 @@ def test_assess_returns_a_full_assessment(server):
     assert [s.name for s in a.stages] == [s.name for s in STAGES]
     assert a.stages[0].title == "Stimulus"
     assert a.format_valid == (a.format_issues == [])
-    assert 0 < a.usage.completion_tokens <= 96 * a.usage.reasonings and a.usage.prompt_tokens > 100
+    assert 0 < a.usage.completion_tokens <= 32 * a.usage.reasonings and a.usage.prompt_tokens > 100
     assert "not a diagnosis" in body.safety.disclaimer
     assert "sha256:" in body.model.version and body.latency_ms > 0
     assert set(a.label_logprobs) == set(task.label_names) and all(v <= 0 for v in a.label_logprobs.values())
@@ -184,7 +184,7 @@ def test_queue_full_gives_503(server):
     # the test server admits 4 requests in flight; 6 arrive at once
     def call(_):
         with server.client() as c:
-            return c.post("/assess", json={"text": "Exams are next week.", "max_tokens": 64}).status_code
+            return c.post("/assess", json={"text": "Exams are next week.", **SHORT}).status_code
 
     with cf.ThreadPoolExecutor(6) as pool:
         codes = sorted(pool.map(call, range(6)))

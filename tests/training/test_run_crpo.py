@@ -286,7 +286,8 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
     out = tmp_path / "run"
     run, cfg = entry.parse(["--config", str(REPO / "training" / "configs" / "crpo_smollm2_v2.yaml"),
                             "--model_name_or_path", str(base), "--adapter", str(sft), "--data-dir", str(data_dir),
-                            "--datasets", "DR", "dreaddit", "--samples_per_dataset", "4", "--output_dir", str(out),
+                            "--datasets", "DR", "dreaddit", "--eval_datasets", "DR", "dreaddit", "SAD",
+                            "--samples_per_dataset", "4", "--output_dir", str(out),
                             "--max_steps", "1", "--max_completion_length", "24", "--eval_every", "1",
                             "--eval_rows_per_dataset", "2", "--save_strategy", "no", "--learning_rate", "0.05"])
     assert cfg.rollout == "vllm" and cfg.bf16
@@ -321,3 +322,6 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
     step = next(r for r in rows if "loss" in r)
     assert step["kl"] is not None and 0 <= step["crpo/p_gold"] <= 1 and step["rewards/label_prob/mean"] >= 0
     assert [r["step"] for r in rows if "val/avg_weighted_f1" in r] == [0, 1]
+    assert {ex.dataset for ex in trainer.validation.examples} == {"DR", "dreaddit", "SAD"}  # SAD: validated, not trained
+    assert all("val/weighted_f1/SAD" in r for r in rows if "val/avg_weighted_f1" in r)
+    assert set(pool["dataset"]) == {"DR", "dreaddit"}

@@ -1,7 +1,9 @@
 """Load a checkpoint folder with vLLM (CPU) and generate a few tokens from a contract prompt; prints JSON.
 
     VLLM_CPU_KVCACHE_SPACE=1 python tests/training/vllm_load.py CHECKPOINT_DIR
-vllm.LLM starts worker processes by spawn, hence the __main__ guard (run it as a subprocess).
+The engine runs in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0, as training/rollout.py runs it): by default
+vllm.LLM spawns an engine-core process and a worker process, each importing vLLM again (~15 s more here) for a
+load and 8 tokens. Run it as a subprocess all the same: the engine's state stays out of the test process.
 """
 
 import json
@@ -9,6 +11,8 @@ import os
 import sys
 
 if __name__ == "__main__":
+    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # as training/rollout.py: no core binding in-process
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("DO_NOT_TRACK", "1")
