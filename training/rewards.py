@@ -26,6 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import pvariance
 
 from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
@@ -190,13 +191,7 @@ def within_group_share(rewards: Sequence[float], group: int) -> float | None:
     step's rewards do not vary (or any is NaN)."""
     if len(rewards) % group or any(math.isnan(r) for r in rewards):
         return None
-    mean = sum(rewards) / len(rewards)
-    total = sum((r - mean) ** 2 for r in rewards)
+    total = pvariance(rewards) * len(rewards)
     if total <= 0:
         return None
-    within = 0.0
-    for i in range(0, len(rewards), group):
-        g = rewards[i:i + group]
-        m = sum(g) / group
-        within += sum((r - m) ** 2 for r in g)
-    return within / total
+    return sum(pvariance(rewards[i:i + group]) * group for i in range(0, len(rewards), group)) / total

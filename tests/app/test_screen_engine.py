@@ -10,10 +10,9 @@ import pytest
 
 from mental_r1.screen.model import MODEL_SCREEN
 
-from .test_service import metric
+from .test_service import SHORT, metric
 
 pytestmark = pytest.mark.slow
-SHORT = {"max_tokens": 32}  # the smallest reasoning budget: the screen scores the post without any reasoning
 
 
 def test_model_source_gives_both_risk_probabilities_when_only_dr_is_asked(flag_all_server, data_dir):
