@@ -1,5 +1,7 @@
-"""Run records: every Trainer log line appended to `metrics.jsonl`, and a PNG of per-stage entropy, rewards and
-decisions.
+"""Run records: every Trainer log line appended to `metrics.jsonl`, a PNG of per-stage entropy, rewards and
+decisions, and a table of a run so far (window means of the training rows, then every validation):
+
+    python -m training.run_log runs/crpo_v2/metrics.jsonl [--window 10]
 
 Rows: one per logged training step (TRL's metrics: loss, reward, rewards/<func>/mean, frac_reward_zero_std,
 kl with beta > 0, clip ratios; ours: crpo/entropy/<stage>, crpo/stage_term, crpo/skipped_step,
@@ -11,6 +13,7 @@ Only numbers are written (no posts, prompts or completions).
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -108,3 +111,53 @@ def plot_metrics(jsonl: str | Path, png: str | Path, title: str = "") -> Path:
     fig.savefig(png, dpi=100)
     plt.close(fig)
     return Path(png)
+
+
+SUMMARY_COLUMNS = (  # (metric, header) of the training-window table; a column shows only if the run logged it
+    ("crpo/p_gold", "P(gold)"), ("crpo/binary/p_yes", "p_yes"), ("crpo/binary/gold_yes", "gold_yes"),
+    ("rewards/format_reward/mean", "format"), ("kl", "KL"), ("frac_reward_zero_std", "tied"),
+    ("crpo/within_group_share", "within"), ("crpo/entropy/primary_appraisal", "H primary"),
+    ("crpo/skipped_step", "skipped"), ("step_time", "step s"),
+)
+
+
+def summarize(rows: list[dict], window: int = 10) -> str:
+    """Markdown tables of a run: the training rows' means per `window` steps (step time: the median), then one
+    line per validation (average and per-dataset weighted F1, the predicted "yes" share against the gold one)."""
+    train = [r for r in rows if "loss" in r or "reward" in r]
+    cols = [(k, h) for k, h in SUMMARY_COLUMNS if any(k in r for r in train)]
+    lines = ["| steps | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for start in range(0, len(train), window):
+        chunk = train[start:start + window]
+        cells = []
+        for key, _ in cols:
+            vals = sorted(r[key] for r in chunk if isinstance(r.get(key), int | float) and not math.isnan(r[key]))
+            stat = (vals[len(vals) // 2] if key == "step_time" else sum(vals) / len(vals)) if vals else None
+            cells.append("" if stat is None else f"{stat:.1f}" if key == "step_time" else f"{stat:.3f}")
+        lines.append(f"| {chunk[0]['step']}-{chunk[-1]['step']} | " + " | ".join(cells) + " |")
+    vals = [r for r in rows if "val/avg_weighted_f1" in r]
+    if vals:
+        names = sorted({k.split("/", 2)[2] for r in vals for k in r if k.startswith("val/weighted_f1/")})
+        lines += ["", "| validation step | average | pred yes (gold) | " + " | ".join(names) + " |",
+                  "|---:|---:|---:|" + "---:|" * len(names)]
+        for r in vals:
+            yes = f"{r.get('val/binary/pred_yes', float('nan')):.3f} ({r.get('val/binary/gold_yes', float('nan')):.3f})"
+            lines.append(f"| {r['step']} | {r['val/avg_weighted_f1']:.2f} | {yes} | "
+                         + " | ".join(f"{r.get(f'val/weighted_f1/{n}', float('nan')):.1f}" for n in names) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m training.run_log", description=summarize.__doc__)
+    parser.add_argument("metrics", type=Path, help="a run's metrics.jsonl")
+    parser.add_argument("--window", type=int, default=10, help="training steps per row (default 10)")
+    args = parser.parse_args(argv)
+    if not args.metrics.is_file():
+        parser.error(f"{args.metrics} is not a file: pass a run's metrics.jsonl (runs/NAME/metrics.jsonl)")
+    if args.window < 1:
+        parser.error("--window must be at least 1")
+    print(summarize(read_jsonl(args.metrics), args.window))
+
+
+if __name__ == "__main__":
+    main()

@@ -34,3 +34,25 @@ def test_plot_has_the_decision_panel(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     png = plot_metrics(path, tmp_path / "m.png", title="t")
     assert png.stat().st_size > 10_000
+
+
+def test_summary_table_windows_and_validations(tmp_path, capsys):
+    from training.run_log import main, summarize
+
+    rows = [{"step": 0, "val/avg_weighted_f1": 50.0, "val/weighted_f1/DR": 60.0, "val/weighted_f1/t-sid": 40.0,
+             "val/binary/pred_yes": 0.6, "val/binary/gold_yes": 0.61}]
+    rows += [{"step": s, "loss": 0.0, "reward": 1.0, "crpo/p_gold": 0.1 * s, "step_time": 10.0 * s} for s in (1, 2, 3)]
+    rows += [{"step": 3, "val/avg_weighted_f1": 55.5, "val/weighted_f1/DR": 71.0, "val/weighted_f1/t-sid": 40.0}]
+    table = summarize(rows, window=2).splitlines()
+    assert table[0] == "| steps | P(gold) | step s |"  # only the columns the run logged
+    assert table[2] == "| 1-2 | 0.150 | 20.0 |" and table[3] == "| 3-3 | 0.300 | 30.0 |"  # mean; median step time
+    assert table[-4].startswith("| validation step | average | pred yes (gold) | DR | t-sid |")
+    assert table[-2] == "| 0 | 50.00 | 0.600 (0.610) | 60.0 | 40.0 |"
+    assert table[-1].startswith("| 3 | 55.50 | nan (nan) | 71.0 |")
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    main([str(path), "--window", "3"])
+    assert "| 1-3 | 0.200 | 20.0 |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "missing.jsonl")])
+    assert "is not a file" in capsys.readouterr().err
