@@ -31,9 +31,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python training/compare.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mental_r1.calibration import Calibration
 from mental_r1.contract import STAGE_NAMES
 from mental_r1.data import list_datasets

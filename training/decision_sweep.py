@@ -33,9 +33,6 @@ import sys
 import time
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python training/decision_sweep.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mental_r1.calibration import DEFAULT_SAMPLE_TEMPERATURE, Calibration
 from mental_r1.contract import COMMIT_TAG
 from mental_r1.data import DataError, list_datasets, load_split

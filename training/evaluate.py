@@ -32,9 +32,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python training/evaluate.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mental_r1.calibration import Calibration, load_calibration
 from mental_r1.contract import ends_sentence
 from mental_r1.data import DataError, Example, list_datasets, load_split

@@ -54,9 +54,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python training/fit_calibration.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mental_r1.calibration import (
     DEFAULT_ALPHA,
     Calibration,

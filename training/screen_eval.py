@@ -35,9 +35,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python training/screen_eval.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from mental_r1.data import DataError, carved_split, load_split, screen_part
 from mental_r1.metrics import auroc
 from mental_r1.screen import overall_level, text_signals

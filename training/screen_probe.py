@@ -17,12 +17,8 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-
-if __package__ in (None, ""):  # `python training/screen_probe.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.screen import overall_level, text_signals
 

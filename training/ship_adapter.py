@@ -17,11 +17,7 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
-
-if __package__ in (None, ""):  # `python training/ship_adapter.py`: make the repository root importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mental_r1.base_model import MANIFEST as BASE_MANIFEST
 from mental_r1.calibration import CALIBRATION_FILE
