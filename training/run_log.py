@@ -127,6 +127,8 @@ def summarize(rows: list[dict], window: int = 10) -> str:
     train = [r for r in rows if "loss" in r or "reward" in r]
     cols = [(k, h) for k, h in SUMMARY_COLUMNS if any(k in r for r in train)]
     lines = ["| steps | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
+    if not train:
+        lines = ["no training step logged yet"]
     for start in range(0, len(train), window):
         chunk = train[start:start + window]
         cells = []

@@ -42,6 +42,7 @@ def test_summary_table_windows_and_validations(tmp_path, capsys):
     rows = [{"step": 0, "val/avg_weighted_f1": 50.0, "val/weighted_f1/DR": 60.0, "val/weighted_f1/t-sid": 40.0,
              "val/binary/pred_yes": 0.6, "val/binary/gold_yes": 0.61}]
     rows += [{"step": s, "loss": 0.0, "reward": 1.0, "crpo/p_gold": 0.1 * s, "step_time": 10.0 * s} for s in (1, 2, 3)]
+    assert summarize(rows[:1]).startswith("no training step logged yet\n\n| validation step")
     rows += [{"step": 3, "val/avg_weighted_f1": 55.5, "val/weighted_f1/DR": 71.0, "val/weighted_f1/t-sid": 40.0}]
     table = summarize(rows, window=2).splitlines()
     assert table[0] == "| steps | P(gold) | step s |"  # only the columns the run logged
