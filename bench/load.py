@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from bench.provenance import provenance
-from bench.servers import REPO, EngineLimits, Proc, start_service
+from bench.servers import REPO, Proc, ServerLimits, start_service
 from mental_r1.tasks import TASKS
 
 ADMISSION_MESSAGE = "too many assessments in flight"  # app/routes.py (admission counts tasks)
@@ -179,7 +179,7 @@ def main() -> None:
     else:
         model = Path(args.model)
     log = Path(tempfile.mkdtemp(prefix="bench-load-")) / "service.log"
-    server = start_service(model, EngineLimits(kv_cache_gib=0.5), log,
+    server = start_service(model, ServerLimits(kv_cache_gib=0.5), log,
                            MENTAL_R1_MAX_QUEUED_REQUESTS=str(args.max_queued))
     try:
         startup = server.wait_ready()

@@ -45,7 +45,7 @@ from pathlib import Path
 import httpx
 
 from bench.provenance import provenance
-from bench.servers import REPO, EngineLimits, Proc, start_service, start_vllm_server
+from bench.servers import REPO, Proc, ServerLimits, start_service, start_vllm_server
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
 from mental_r1.data import load_split
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
@@ -262,7 +262,9 @@ def main() -> None:
     p.add_argument("--kv-cache-gib", type=float, default=1.0)
     p.add_argument("--max-num-seqs", type=int, default=32)
     p.add_argument("--max-model-len", type=int, default=2048)
-    p.add_argument("--omp-threads-bind", default="nobind", help="VLLM_CPU_OMP_THREADS_BIND of both servers")
+    p.add_argument("--omp-threads-bind", default=None,
+                   help="VLLM_CPU_OMP_THREADS_BIND of both servers; default: the service's own choice, every core "
+                        "this process may use ('0-1' on 2 cores); 'nobind' on machines shared with other engines")
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/serve-<date>.json")
     p.add_argument("--label", default="", help="free text stored in the results (e.g. 'before fix')")
     args = p.parse_args()
@@ -280,8 +282,9 @@ def main() -> None:
     pool = pick_items(args.data_dir, tok, per_round * args.repeats + 1, args.max_chars, seed=0)
     warm, pool = pool[0], pool[1:]
     per_task = scoring_requests(tok, [it.task_id for it in pool])
-    limits = EngineLimits(max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib,
-                          max_num_seqs=args.max_num_seqs, omp_threads_bind=args.omp_threads_bind)
+    limits = ServerLimits(max_model_len=args.max_model_len, kv_cache_gib=args.kv_cache_gib,
+                          max_num_seqs=args.max_num_seqs,
+                          **({"omp_threads_bind": args.omp_threads_bind} if args.omp_threads_bind else {}))
     logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     started = os.getloadavg()
     date = dt.datetime.now().strftime("%Y-%m-%d")

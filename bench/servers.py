@@ -11,27 +11,29 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import psutil
 
-from mental_r1.engine import CPU_BLOCK_SIZE
+from mental_r1.engine import CPU_BLOCK_SIZE, EngineLimits, cpu_threads_bind
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
-class EngineLimits:
-    max_model_len: int = 2048
-    kv_cache_gib: float = 1.0
-    max_num_seqs: int = 32
+class ServerLimits(EngineLimits):
+    """The service's engine limits (mental_r1.engine.EngineLimits, same defaults), plus what a server
+    subprocess is started with."""
+
     # the KV block size mental_r1.engine.build_engine sets on CPU (None: vLLM's default), given to vLLM too
     block_size: int | None = CPU_BLOCK_SIZE
-    # vLLM's CPU default ("auto") pins every engine's OpenMP threads to the last core and reserves the rest;
-    # on a shared 2-core machine all engines then fight over core 0. "nobind" lets the kernel place them.
-    omp_threads_bind: str = "nobind"
+    # VLLM_CPU_OMP_THREADS_BIND of both servers. Default: what the README's service chooses on this machine
+    # (every core this process may use, mental_r1.engine.cpu_threads_bind: "0-1" on 2 cores), so the
+    # benchmark measures the service users run. "nobind" lets the kernel place the threads (machines
+    # shared with other engines).
+    omp_threads_bind: str = field(default_factory=lambda: cpu_threads_bind({}, os.sched_getaffinity(0)))
 
 
 def free_port() -> int:
@@ -93,7 +95,7 @@ class Proc:
         self._log.close()
 
 
-def start_service(model: Path, limits: EngineLimits, log: Path, **env: str) -> Proc:
+def start_service(model: Path, limits: ServerLimits, log: Path, **env: str) -> Proc:
     """Our service: `python -m app --model M` (POST /assess)."""
     port = free_port()
     argv = [sys.executable, "-m", "app", "--model", str(model), "--port", str(port),
@@ -103,7 +105,7 @@ def start_service(model: Path, limits: EngineLimits, log: Path, **env: str) -> P
                 {"VLLM_CPU_OMP_THREADS_BIND": limits.omp_threads_bind, **env})
 
 
-def start_vllm_server(model: Path, limits: EngineLimits, log: Path) -> Proc:
+def start_vllm_server(model: Path, limits: ServerLimits, log: Path) -> Proc:
     """vLLM's own OpenAI-compatible server with the engine arguments mental_r1.engine.build_engine uses."""
     port = free_port()
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
