@@ -48,6 +48,7 @@ from bench.provenance import provenance
 from bench.servers import REPO, Proc, ServerLimits, start_service, start_vllm_server
 from mental_r1.contract import COMMIT_TAG, build_prompt, commit_prefix
 from mental_r1.data import load_split
+from mental_r1.engine import compute_dtype
 from mental_r1.label_trie import branch_nodes, constrained_logprobs, label_continuations
 from mental_r1.tasks import get_task
 
@@ -176,7 +177,7 @@ class TransformersLoop:
         from transformers import AutoModelForCausalLM
 
         self.torch, self.tok, self.max_tokens = torch, tokenizer, max_tokens
-        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch.bfloat16).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model, dtype=getattr(torch, compute_dtype())).eval()
 
     def run(self, items: list[Item]) -> tuple[dict, dict[str, int]]:
         lat, toks = [], {}

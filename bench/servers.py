@@ -1,7 +1,7 @@
 """Start the two servers the benchmarks compare, as subprocesses on free loopback ports.
 
 Both get the same engine limits (max model length, KV-cache bytes, concurrent sequences, eager mode, prefix
-caching, bf16, seed), so the only difference left is the API in front of the engine.
+caching, dtype, seed), so the only difference left is the API in front of the engine.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from mental_r1.engine import CPU_BLOCK_SIZE, EngineLimits, cpu_threads_bind
+from mental_r1.engine import CPU_BLOCK_SIZE, EngineLimits, compute_dtype, cpu_threads_bind
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ def start_service(model: Path, limits: ServerLimits, log: Path, **env: str) -> P
     port = free_port()
     argv = [sys.executable, "-m", "app", "--model", str(model), "--port", str(port),
             "--max-model-len", str(limits.max_model_len), "--kv-cache-gib", str(limits.kv_cache_gib),
-            "--max-num-seqs", str(limits.max_num_seqs)]
+            "--max-num-seqs", str(limits.max_num_seqs), "--dtype", compute_dtype(limits.dtype)]
     return Proc("service", argv, port, "/readyz", log,
                 {"VLLM_CPU_OMP_THREADS_BIND": limits.omp_threads_bind, **env})
 
@@ -109,7 +109,8 @@ def start_vllm_server(model: Path, limits: ServerLimits, log: Path) -> Proc:
     """vLLM's own OpenAI-compatible server with the engine arguments mental_r1.engine.build_engine uses."""
     port = free_port()
     argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
-            "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
+            "--served-model-name", "bench", "--host", "127.0.0.1", "--port", str(port),
+            "--dtype", compute_dtype(limits.dtype),
             "--max-model-len", str(limits.max_model_len),
             "--kv-cache-memory-bytes", str(int(limits.kv_cache_gib * 2**30)),
             "--max-num-seqs", str(limits.max_num_seqs), "--enforce-eager", "--enable-prefix-caching",

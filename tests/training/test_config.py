@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from trl import TrlParser
 
+from mental_r1.engine import native_bf16
 from training.config import ALGORITHMS, CRPOConfig, RunArguments
 from training.schedule import stage_betas
 
@@ -116,7 +117,7 @@ def test_v2_config_is_the_issue_19_recipe():
     assert c.max_completion_length >= 210  # the v2 SFT targets run up to ~210 tokens
     assert (c.eval_every, c.eval_rows_per_dataset) == (30, 40) and c.num_iterations == 1
     assert c.scale_rewards == "batch" and c.label_prior == "natural"  # the second run's changes
-    assert c.rollout == "vllm" and c.use_cpu and c.bf16
+    assert c.rollout == "vllm" and c.use_cpu and c.bf16 == native_bf16()  # autocast where the CPU has bf16
 
 
 @pytest.mark.parametrize("name", ["cpu_smoke.yaml", "cpu_smollm2.yaml", "crpo_smollm2_lora.yaml"])
@@ -126,3 +127,22 @@ def test_older_configs_keep_the_first_recipe(name):
     assert c.betas == stage_betas() and c.stage_term_on_zero_signal and c.eval_every == 0 and not run.balanced
     assert c.scale_rewards == ("none" if c.algorithm == "dr_grpo" else "group")
     assert run.merge_adapter == (name != "crpo_smollm2_lora.yaml")
+
+
+def test_training_autocast_only_where_bf16_is_native(monkeypatch):
+    from types import SimpleNamespace
+
+    from training import config
+
+    monkeypatch.setattr(config, "native_bf16", lambda: False)
+    args = SimpleNamespace(bf16=True, use_cpu=True)
+    config.bf16_where_native(args)
+    assert args.bf16 is False
+    monkeypatch.setattr(config, "native_bf16", lambda: True)
+    args = SimpleNamespace(bf16=True, use_cpu=True)
+    config.bf16_where_native(args)
+    assert args.bf16 is True
+    gpu = SimpleNamespace(bf16=True, use_cpu=False)  # GPUs are not this function's business
+    monkeypatch.setattr(config, "native_bf16", lambda: False)
+    config.bf16_where_native(gpu)
+    assert gpu.bf16 is True

@@ -13,6 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from mental_r1.contract import STAGE_NAMES, format_completion
+from mental_r1.engine import native_bf16
 from training.checkpoints import COMPLETE_MARKER
 from training.label_scoring import LabelScorer
 from training.run_log import read_jsonl
@@ -258,7 +259,7 @@ def test_vllm_rollout_trains_a_lora_policy_and_samples_from_its_current_weights(
     # After a reload the engine serves (finite log-probs). Whether it serves *exactly* the policy is checked
     # on the weights (tests/training/test_rollout.py); a token-level check here is still to be written.
     with torch.no_grad():
-        engine.load(merged_weights(trainer.model), trainer.state.global_step)
+        engine.load(merged_weights(trainer.model, engine.dtype), trainer.state.global_step)
     ids = trainer.processing_class("I cannot sleep and I feel empty most days.")["input_ids"]
     out = engine.llm.generate([{"prompt_token_ids": ids}], SamplingParams(max_tokens=1, prompt_logprobs=0),
                               use_tqdm=False)
@@ -290,7 +291,7 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
                             "--samples_per_dataset", "4", "--output_dir", str(out),
                             "--max_steps", "1", "--max_completion_length", "24", "--eval_every", "1",
                             "--eval_rows_per_dataset", "2", "--save_strategy", "no", "--learning_rate", "0.05"])
-    assert cfg.rollout == "vllm" and cfg.bf16
+    assert cfg.rollout == "vllm" and cfg.bf16 == native_bf16()
     from training.run_log import JsonlMetricsCallback
 
     trainer, about = entry.build_trainer(run, cfg, [JsonlMetricsCallback(out / "metrics.jsonl")])

@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mental_r1.engine import native_bf16
 from training.checkpoints import COMPLETE_MARKER
 from training.run_log import read_jsonl
 
@@ -193,4 +194,4 @@ def test_the_shipped_recipe_config_parses():
     config = Path(__file__).resolve().parents[2] / "training" / "configs" / "sft_smollm2_v2.yaml"
     run, cfg = TrlParser((SFTRunArguments, ColdStartSFTConfig)).parse_args_and_config(["--config", str(config)])
     assert run.direct_rows and run.label_weight > 1 and run.max_reasoning_tokens
-    assert run.use_peft and not run.merge_lora and cfg.bf16 and cfg.eval_every > 0
+    assert run.use_peft and not run.merge_lora and cfg.bf16 == native_bf16() and cfg.eval_every > 0
