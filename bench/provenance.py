@@ -29,9 +29,16 @@ def git_commit() -> str | None:
 
 
 def provenance(loadavg_start: tuple[float, float, float]) -> dict:
-    """Commit, uncommitted changes, machine and the 1/5/15-minute load averages at the start and now."""
+    """Commit, uncommitted changes, machine (with its CPU's vector extensions: bf16 is fast only with
+    AVX512-BF16/AMX, so numbers from one kind of CPU do not carry to the other) and the 1/5/15-minute load
+    averages at the start and now."""
+    import torch
+
+    from mental_r1.engine import native_bf16
+
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {"date": dt.datetime.now().isoformat(timespec="seconds"), "git_commit": git_commit(),
             "git_dirty": None if status is None else bool(status), "cpus": os.cpu_count(),
-            "platform": platform.platform(), "loadavg_start": list(loadavg_start),
+            "platform": platform.platform(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": native_bf16(), "loadavg_start": list(loadavg_start),
             "loadavg_end": list(os.getloadavg())}

@@ -13,6 +13,8 @@ def test_provenance_names_the_commit_and_the_load():
     assert p["git_commit"] == head.strip() and re.fullmatch(r"[0-9a-f]{7,}", p["git_commit"])
     assert isinstance(p["git_dirty"], bool)
     assert p["loadavg_start"] == list(start) and len(p["loadavg_end"]) == 3 and p["cpus"] >= 1
+    assert p["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "NO AVX", "ZVECTOR", "VSX", "SVE256", "SVE")
+    assert isinstance(p["native_bf16"], bool)
 
 
 def test_every_benchmark_that_records_a_result_records_its_provenance():
