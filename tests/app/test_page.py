@@ -2,13 +2,15 @@
 
 Browser tests drive Debian's chromium through chromium-driver (selenium; no browser download). They run
 against the real app with a fake engine behind it (fast: every outcome the page must render, under a
-strict Content-Security-Policy), and against the real service on the default model (slow; it saves the
-README's screenshot, docs/img/web-page.png). Without a browser they fail, saying how to install one;
+strict Content-Security-Policy), and against the real service on the default model (slow; it takes the
+README's screenshot, and writes it to docs/img/web-page.png when MENTAL_R1_UPDATE_SCREENSHOT=1, so a test run
+leaves the checkout as it was). Without a browser they fail, saying how to install one;
 scripts/test.sh installs it (apt-get install chromium chromium-driver) when it runs as root or with sudo.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -237,7 +239,7 @@ def test_page_renders_every_outcome(fake_page, fake_engine, browser):
 
 
 @pytest.mark.slow
-def test_page_on_the_real_service_and_the_readme_screenshot(browser, server):
+def test_page_on_the_real_service_and_the_readme_screenshot(browser, server, tmp_path):
     page = Page(browser, server.url + "/")
     page.wait(60).until(lambda d: "ready" in page.find("#status").text)
     page.fill("#key", API_KEY)
@@ -257,6 +259,8 @@ def test_page_on_the_real_service_and_the_readme_screenshot(browser, server):
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1200, min(height + 40, 4000))
     browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")  # the whole page, from the top
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    assert browser.save_screenshot(str(SCREENSHOT))
+    shot = SCREENSHOT if os.environ.get("MENTAL_R1_UPDATE_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000  # a rendered page, not blank
     browser.set_window_size(1200, 1000)
