@@ -85,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/dtype-<date>.json")
     p.add_argument("--child", nargs=2, metavar=("DTYPE", "PROMPTS_JSON"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.child:
-        print(json.dumps(decode(args.model, args.child[0], json.loads(Path(args.child[1]).read_text()),
-                                args.max_tokens)))
+    if args.child:  # the result goes to a file: vLLM writes its own lines to stdout
+        dtype, prompts = args.child
+        Path(f"{prompts}.{dtype}").write_text(json.dumps(
+            decode(args.model, dtype, json.loads(Path(prompts).read_text()), args.max_tokens)))
         return
     started = os.getloadavg()
     if args.model is None:
@@ -104,9 +105,10 @@ def main(argv: list[str] | None = None) -> None:
                                   cwd=REPO, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise SystemExit(f"the {dtype} engine failed:\n{proc.stderr[-3000:]}")
-            result["vllm_decode"][dtype] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result["vllm_decode"][dtype] = json.loads(Path(f"{prompts_file}.{dtype}").read_text())
     finally:
-        prompts_file.unlink(missing_ok=True)
+        for path in (prompts_file, *(Path(f"{prompts_file}.{d}") for d in DTYPES)):
+            path.unlink(missing_ok=True)
     dec = result["vllm_decode"]
     result["fp32_over_bf16"] = {
         "matmul": round(result["matmul_gflops_1024"]["float32"] / result["matmul_gflops_1024"]["bfloat16"], 2),
