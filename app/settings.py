@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     enforce_eager: bool = True
     dtype: Literal["auto", "bfloat16", "float32"] = Field("auto", description=(
         "Weights and KV cache. auto: bfloat16 where the machine computes it natively (GPU, AVX512-BF16 or AMX "
-        "CPUs), else float32 (AVX2-only CPUs, where bf16 decodes ~3x slower)."))
+        "CPUs), else float32 (AVX2-only CPUs, where bf16 decodes 3.8x slower)."))
 
     # requests
     request_timeout_s: float = Field(120.0, gt=0)

@@ -37,9 +37,9 @@ def native_bf16(machine: str | None = None, *, avx512_bf16: bool | None = None, 
     assumes (bf16). The keyword arguments replace what is read off this machine (for tests).
 
     x86-64 CPUs with AVX2 only (many EPYC and older Xeon machines) have no bf16 arithmetic: PyTorch and vLLM
-    convert on every op. Measured on a 2-core AVX2 project machine (2026-12-07, idle): a 1024x1024 matmul at
-    124 GFLOP/s in fp32 against 1.0 in bf16, and the Mental-R1 checkpoint in vLLM decoding 59.7 tokens/s in fp32
-    against 17.8 in bf16 (16 prompts, greedy). On the AVX512-BF16 machines the notes were measured on, bf16 is
+    convert on every op. Measured on a 2-core AVX2 project machine (`python -m bench.dtype`, 2026-12-07): a
+    1024x1024 matmul at 172 GFLOP/s in fp32 against 0.9 in bf16, and the Mental-R1 checkpoint in vLLM decoding
+    125.7 tokens/s in fp32 against 33.2 in bf16 (16 IMHI posts at once, greedy, 128 tokens). On the AVX512-BF16 machines the notes were measured on, bf16 is
     the faster one (docs/benchmarks.md, ../shared/notes/cpu-compute-budget.md)."""
     import torch
 
