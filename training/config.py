@@ -51,6 +51,7 @@ from training.schedule import PAPER_M, PAPER_TAU, stage_betas
 REWARDS = ("answer_match", "label_prob")
 LABEL_PRIORS = ("balanced", "natural")
 LABEL_SCORINGS = ("engine", "policy")
+STEP_ORDERS = ("shuffled", "round_robin")
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,10 @@ class CRPOConfig(GRPOConfig):
         "help": "Every optimizer step takes its prompts from one task, spread over its labels "
                 "(training/step_order.py); needs ≥ 2 prompts per step. Sets shuffle_dataset false (the order is "
                 "shuffled by step instead)."})
+    step_order: str = field(default="shuffled", metadata={
+        "help": "With paired_steps: shuffled (the steps' tasks in a seeded shuffle) | round_robin (rounds of one "
+                "step per dataset, so every dataset is visited once every len(datasets) steps; "
+                "training/step_order.py)."})
     skip_zero_signal_steps: bool = field(default=True, metadata={
         "help": "A step in which every group's rewards are tied (all advantages 0) moves nothing: its gradients "
                 "are dropped before the optimizer, so neither AdamW's momentum nor the KL term nor weight decay "
@@ -174,6 +179,8 @@ class CRPOConfig(GRPOConfig):
             raise ValueError(f"unknown reward {self.reward!r}; use one of {', '.join(REWARDS)}")
         if self.label_scoring not in LABEL_SCORINGS:
             raise ValueError(f"unknown label_scoring {self.label_scoring!r}; use one of {', '.join(LABEL_SCORINGS)}")
+        if self.step_order not in STEP_ORDERS:
+            raise ValueError(f"unknown step_order {self.step_order!r}; use one of {', '.join(STEP_ORDERS)}")
         if self.label_prior not in LABEL_PRIORS:
             raise ValueError(f"unknown label_prior {self.label_prior!r}; use one of {', '.join(LABEL_PRIORS)}")
         unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]

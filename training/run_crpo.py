@@ -66,7 +66,8 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     weights = RewardWeights.from_examples(train)  # from the full training split, not the subset
     examples = select_examples(train, run.samples_per_dataset, cfg.seed, balanced=run.balanced)
     if cfg.paired_steps:
-        examples = paired_order(examples, cfg.prompts_per_step, cfg.seed)
+        examples = paired_order(examples, cfg.prompts_per_step, cfg.seed,
+                                rotate_datasets=cfg.step_order == "round_robin")
     log.info("training on %d examples from %s; reward weights %s", len(examples),
              sorted({e.dataset for e in examples}), json.dumps(dataclasses.asdict(weights)))
 

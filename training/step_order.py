@@ -11,6 +11,12 @@ round-robin over the labels (label order reshuffled every round); cut into chunk
 holding a single label (what is left once the rarer labels run out) is dropped; the chunks of all tasks
 are shuffled together. TRL's sampler then reads the rows in this order (`shuffle_dataset: false`), taking
 `per_step` = generation_batch_size / num_generations prompts per step.
+
+`rotate_datasets=True` (CRPOConfig `step_order: round_robin`) orders the chunks in rounds instead: every round
+holds one chunk of each dataset that has chunks left, datasets in a fresh seeded order per round. Why: with
+the chunks shuffled, the sixth v2 run's first 20 steps held DR, dreaddit, SAD and Irf 4 times each,
+MultiWD 3, loneliness 1, CAMS and t-sid never, so one task's label prior pushed the shared "Yes,"/"No," token
+several times before the tasks that would pull it back were visited (docs/training.md).
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ from mental_r1.data import Example
 log = logging.getLogger(__name__)
 
 
-def paired_order(examples: Sequence[Example], per_step: int, seed: int) -> list[Example]:
+def paired_order(examples: Sequence[Example], per_step: int, seed: int,
+                 rotate_datasets: bool = False) -> list[Example]:
     """Examples reordered so that each consecutive block of `per_step` is one task with ≥ 2 labels (when the
-    task has them; a single-label task's blocks are kept as they are). Examples that fit no block are dropped."""
+    task has them; a single-label task's blocks are kept as they are). Examples that fit no block are dropped.
+    With `rotate_datasets`, the blocks come in rounds of one block per dataset (module docstring)."""
     if per_step < 2:
         raise ValueError(f"pairing needs at least 2 prompts per step, got {per_step}")
     rng = random.Random(seed)
@@ -49,7 +57,23 @@ def paired_order(examples: Sequence[Example], per_step: int, seed: int) -> list[
             else:
                 dropped += len(chunk)
     rng.shuffle(chunks)
+    if rotate_datasets:
+        chunks = rotated(chunks, rng)
     if dropped:
         log.info("paired order: %d of %d examples fit no step of %d prompts with two labels and are left out",
                  dropped, len(examples), per_step)
     return [ex for chunk in chunks for ex in chunk]
+
+
+def rotated(chunks: list[list[Example]], rng: random.Random) -> list[list[Example]]:
+    """`chunks` in rounds: each round one chunk of every dataset that has chunks left (in their given order
+    within a dataset), the datasets in a fresh order per round."""
+    by_dataset: dict[str, list[list[Example]]] = {}
+    for chunk in chunks:
+        by_dataset.setdefault(chunk[0].dataset, []).append(chunk)
+    out: list[list[Example]] = []
+    for i in range(max((len(c) for c in by_dataset.values()), default=0)):
+        names = sorted(name for name, c in by_dataset.items() if i < len(c))
+        rng.shuffle(names)
+        out.extend(by_dataset[name][i] for name in names)
+    return out

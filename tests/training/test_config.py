@@ -95,6 +95,9 @@ def test_scale_rewards_is_the_recipe_except_for_dr_grpo():
     assert cfg().label_scoring == "engine"
     with pytest.raises(ValueError, match="unknown label_prior"):
         cfg(label_prior="uniform", scale_rewards="batch")
+    with pytest.raises(ValueError, match="unknown step_order"):
+        cfg(step_order="random")
+    assert cfg().step_order == "shuffled" and cfg(step_order="round_robin").step_order == "round_robin"
 
 
 def test_stage_term_stages_and_pairing():

@@ -38,3 +38,17 @@ def test_four_prompts_a_step_hold_two_of_each_class():
 def test_one_prompt_a_step_cannot_pair():
     with pytest.raises(ValueError, match="at least 2"):
         paired_order(rows(DR, "yes", 2), 1, seed=0)
+
+
+def test_round_robin_visits_every_dataset_once_a_round():
+    loneliness = get_task("loneliness")
+    pool = rows(DR, "no", 8) + rows(DR, "yes", 8) + rows(SAD, "school", 4) + rows(SAD, "work", 4) + \
+        rows(loneliness, "yes", 2) + rows(loneliness, "no", 2)
+    order = paired_order(pool, 2, seed=0, rotate_datasets=True)
+    steps = [order[i:i + 2] for i in range(0, len(order), 2)]
+    datasets = [s[0].dataset for s in steps]
+    assert len(steps) == 8 + 4 + 2 and all(len({ex.label for ex in s}) == 2 for s in steps)
+    assert sorted(datasets[:3]) == sorted(datasets[3:6]) == ["DR", "SAD", "loneliness"]  # rounds of all three
+    assert sorted(datasets[6:8]) == sorted(datasets[8:10]) == ["DR", "SAD"]  # loneliness has run out
+    assert datasets[10:] == ["DR"] * 4
+    assert sorted(ex.text for ex in order) == sorted(ex.text for ex in paired_order(pool, 2, seed=0))  # same rows
