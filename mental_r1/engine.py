@@ -39,8 +39,9 @@ def native_bf16(machine: str | None = None, *, avx512_bf16: bool | None = None, 
     x86-64 CPUs with AVX2 only (many EPYC and older Xeon machines) have no bf16 arithmetic: PyTorch and vLLM
     convert on every op. Measured on a 2-core AVX2 project machine (`python -m bench.dtype`, 2026-12-07): a
     1024x1024 matmul at 172 GFLOP/s in fp32 against 0.9 in bf16, and the Mental-R1 checkpoint in vLLM decoding
-    125.7 tokens/s in fp32 against 33.2 in bf16 (16 IMHI posts at once, greedy, 128 tokens). On the AVX512-BF16 machines the notes were measured on, bf16 is
-    the faster one (docs/benchmarks.md, ../shared/notes/cpu-compute-budget.md)."""
+    125.7 tokens/s in fp32 against 33.2 in bf16 (16 IMHI posts at once, greedy, 128 tokens). On the
+    AVX512-BF16 machines the notes were measured on, bf16 is the faster one (docs/benchmarks.md,
+    ../shared/notes/cpu-compute-budget.md)."""
     import torch
 
     if cuda if cuda is not None else torch.cuda.is_available():

@@ -58,9 +58,9 @@ log = logging.getLogger(__name__)
 
 def bf16_where_native(args) -> None:
     """Turn `bf16` autocast off on a CPU without native bf16 (mental_r1.engine.native_bf16), before the
-    TrainingArguments' own __post_init__ reads it. There a bf16 matmul is ~100x slower than fp32 (measured on an
-    AVX2-only machine: 0.9 vs 172 GFLOP/s, bench/results/dtype-2026-12-07.json), while on AVX512-BF16 CPUs autocast is 2.3x faster than fp32; the
-    configs ask for bf16 and get it where it helps."""
+    TrainingArguments' own __post_init__ reads it. There a bf16 matmul is ~100x slower than fp32 (measured on
+    an AVX2-only machine: 0.9 vs 172 GFLOP/s, bench/results/dtype-2026-12-07.json), while on AVX512-BF16 CPUs
+    autocast is 2.3x faster than fp32; the configs ask for bf16 and get it where it helps."""
     if args.bf16 and args.use_cpu and not native_bf16():
         log.warning("bf16: true, but this CPU has no native bf16 (no AVX512-BF16/AMX): training in fp32, which is "
                     "far faster here")
