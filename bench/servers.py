@@ -100,7 +100,7 @@ def start_service(model: Path, limits: ServerLimits, log: Path, **env: str) -> P
     port = free_port()
     argv = [sys.executable, "-m", "app", "--model", str(model), "--port", str(port),
             "--max-model-len", str(limits.max_model_len), "--kv-cache-gib", str(limits.kv_cache_gib),
-            "--max-num-seqs", str(limits.max_num_seqs), "--dtype", compute_dtype(limits.dtype)]
+            "--max-num-seqs", str(limits.max_num_seqs), "--dtype", limits.dtype]  # "auto": the service decides
     return Proc("service", argv, port, "/readyz", log,
                 {"VLLM_CPU_OMP_THREADS_BIND": limits.omp_threads_bind, **env})
 

@@ -58,8 +58,6 @@ def test_build_engine_sets_the_binding_before_the_engine_is_created(monkeypatch)
     ("x86_64", False, False, True, True),  # a GPU
 ])
 def test_native_bf16(machine, avx512_bf16, amx, cuda, native):
-    from mental_r1.engine import native_bf16
-
     assert native_bf16(machine, avx512_bf16=avx512_bf16, amx=amx, cuda=cuda) is native
 
 
