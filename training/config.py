@@ -129,6 +129,13 @@ class CRPOConfig(GRPOConfig):
         "help": "Stages the entropy term acts on (others get beta 0; every stage's entropy is still logged). "
                 "Default leaves out stimulus (text copied from the post) and mental_state (the label sentence, "
                 "which the reward shapes)."})
+    loss_on_decision: bool = field(default=True, metadata={
+        "help": "Whether the policy loss (and its KL term) covers the completion's decision: the mental_state "
+                "stage, whose label sentence opens with the answer, and the answer after it. false: only the "
+                "reasoning up to the commit point gets the advantage (training/stage_masks.py reasoning_mask); "
+                "with reward label_prob the reward is already P(gold | reasoning), and the sampled label tokens "
+                "otherwise push the yes/no tasks' shared \"Yes,\"/\"No,\" token directly. Keep true with "
+                "answer_match, which rewards the answer itself."})
     eval_every: int = field(default=25, metadata={
         "help": "Validate every N optimizer steps (and at the start and the last step): greedy rollouts with the "
                 "rollout backend on the val split, labels scored at the commit point; keeps the best weights by "

@@ -5,7 +5,9 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 
 1. `_generate_and_score_completions` adds `crpo_stage`, a (B, T) stage index per completion token
    (training/stage_masks.py: 0 = stimulus … 4 = mental_state, -1 = tags, answer, EOS, padding). It is
-   shuffled and split into micro-batches with the rest of the batch.
+   shuffled and split into micro-batches with the rest of the batch. With `loss_on_decision` false, TRL's
+   `tool_mask` takes the decision (the mental_state stage on: label sentence, answer) out of the policy loss
+   (training/stage_masks.py reasoning_mask): the label_prob reward already scores P(gold | reasoning).
 2. `_get_per_token_logps_and_entropies` keeps the differentiable per-token entropies that `_compute_loss`
    requests (`compute_entropy=True`; the no-grad calls for old/reference log-probs do not request them).
 3. `_compute_loss` adds `stage_entropy_term(H, stage, mask, betas) / grad_accum_steps` to TRL's loss
@@ -61,7 +63,7 @@ from training.entropy import stage_entropy_term, stage_means
 from training.label_scoring import eval_mode
 from training.rewards import LabelProbReward, answer_stats, within_group_share
 from training.rollout import VLLMRollout, merged_weights
-from training.stage_masks import stage_index_batch
+from training.stage_masks import reasoning_mask, stage_index_batch
 from training.validation import ValidationMixin
 
 TRL_VERSION = "1.16.0"
@@ -222,9 +224,21 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
         out["crpo_stage"] = stage_index_batch(self.processing_class, out["completion_ids"], out["completion_mask"])
+        self._mask_decision(out)
         n = out["completion_ids"].size(0)
         out["crpo_signal"] = self._group_signal[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
         return out
+
+    def _mask_decision(self, batch: dict) -> None:
+        """Keep every generated token for the stage metrics and term (`crpo_text_mask`); with `loss_on_decision`
+        false, take the decision (mental_state on) out of the policy loss: TRL's loss covers completion_mask ×
+        tool_mask (tool_mask: 0 on tokens the policy is not credited for) while attention still sees every
+        token, so only the loss changes."""
+        mask, tool = batch["completion_mask"], batch.get("tool_mask")
+        batch["crpo_text_mask"] = mask if tool is None else mask * tool
+        if not self.args.loss_on_decision:
+            keep = reasoning_mask(batch["crpo_stage"]).to(mask.dtype)
+            batch["tool_mask"] = keep if tool is None else tool * keep
 
     def _gate_update(self) -> None:
         """Before optimizer.step(): drop every gradient of a step without reward signal, so it moves nothing."""
@@ -255,9 +269,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         loss = super()._compute_loss(model, inputs)
         entropies, self._crpo_entropies = self._crpo_entropies, None
         assert entropies is not None, "GRPOTrainer._compute_loss no longer requests entropies (TRL changed?)"
-        mask = inputs["completion_mask"]  # (B, T)
-        if "tool_mask" in inputs:
-            mask = mask * inputs["tool_mask"]
+        mask = inputs.get("crpo_text_mask", inputs["completion_mask"])  # (B, T)
         stage = inputs["crpo_stage"]  # (B, T)
         betas = self.stage_betas.to(entropies.device, entropies.dtype)
         mode = "train" if self.model.training else "eval"

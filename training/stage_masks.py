@@ -99,3 +99,15 @@ def stage_index_batch(tokenizer, completion_ids: torch.Tensor, completion_mask: 
         n = int(lengths[b])
         out[b, :n] = torch.tensor(stage_index(tokenizer, ids_cpu[b, :n].tolist()), dtype=torch.long)
     return out.to(completion_ids.device)
+
+
+def reasoning_mask(stage: torch.Tensor, decision_stage: int = STAGE_NAMES.index("mental_state")) -> torch.Tensor:
+    """(B, T) 0/1 mask of the tokens before the decision: 1 up to (not including) the first token of the
+    `decision_stage` (mental_state: the label sentence that opens it, then the answer), 0 from there on.
+
+    With the label_prob reward the reward is already P(gold label | reasoning) at the commit point, so only the
+    reasoning needs credit; the sampled label sentence after it would otherwise push the shared "Yes,"/"No,"
+    tokens directly, on every task at once. A row without that stage (malformed, truncated) keeps every token."""
+    is_decision = stage == decision_stage  # (B, T)
+    after = is_decision.long().cumsum(dim=1) > 0  # (B, T): at or after the first decision token
+    return (~after).to(torch.long)

@@ -326,3 +326,26 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
     assert {ex.dataset for ex in trainer.validation.examples} == {"DR", "dreaddit", "SAD"}  # SAD: validated, not trained
     assert all("val/weighted_f1/SAD" in r for r in rows if "val/avg_weighted_f1" in r)
     assert set(pool["dataset"]) == {"DR", "dreaddit"}
+
+
+@pytest.mark.parametrize("on_decision", [True, False])
+def test_loss_on_decision_false_credits_the_reasoning_only(smoke, tmp_path, on_decision):
+    """The hand-made rows differ only in their decision ("yes" rows +1, "no" rows -1): with the decision in the
+    loss, the advantages push the label tokens; without it, the identical reasonings' pushes cancel."""
+    trainer, tok = make_trainer(smoke / "tiny_init", tmp_path, "grpo")
+    trainer.args.loss_on_decision = on_decision
+    batch = hand_made_batch(trainer, tok)
+    trainer._mask_decision(batch)
+    assert torch.equal(batch["crpo_text_mask"], batch["completion_mask"])
+    if not on_decision:
+        first_decision = (batch["crpo_stage"] == STAGE_NAMES.index("mental_state")).int().argmax(dim=1)
+        for row, i in enumerate(first_decision.tolist()):
+            assert batch["tool_mask"][row, :i].all() and not batch["tool_mask"][row, i:].any()
+    loss = trainer._compute_loss(trainer.model, batch)
+    loss.backward()
+    grad = sum(p.grad.abs().sum().item() for p in trainer.model.parameters() if p.grad is not None)
+    if on_decision:
+        assert grad > 1e-1
+    else:
+        assert grad < 1e-4  # floating-point noise of the cancelling pushes
+    assert trainer._metrics["train"]["crpo/entropy/mental_state"][-1] > 0  # still logged

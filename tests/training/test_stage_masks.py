@@ -99,3 +99,13 @@ def test_answer_tokens_are_excluded(tokenizer, answer_text):
     stages = stage_index(tokenizer, ids)
     assert stage_text(tokenizer, ids, stages, 0) == "a"
     assert set(stages[1:]) == {IGNORE}
+
+
+def test_reasoning_mask_stops_at_the_first_decision_token():
+    from training.stage_masks import reasoning_mask
+
+    ms = STAGE_NAMES.index("mental_state")
+    stage = torch.tensor([[0, -1, 1, 2, 3, -1, ms, ms, -1, -1],    # well formed: stops at mental_state
+                          [0, 1, -1, -1, -1, -1, -1, -1, -1, -1],  # no decision (truncated): keeps every token
+                          [ms, ms, -1, 3, -1, -1, -1, -1, -1, -1]])  # decision first: nothing is reasoning
+    assert reasoning_mask(stage).tolist() == [[1, 1, 1, 1, 1, 1, 0, 0, 0, 0], [1] * 10, [0] * 10]
