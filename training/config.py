@@ -48,7 +48,7 @@ from mental_r1.contract import STAGE_NAMES
 from mental_r1.engine import native_bf16
 from training.schedule import PAPER_M, PAPER_TAU, stage_betas
 
-REWARDS = ("answer_match", "label_prob")
+REWARDS = ("answer_match", "label_prob", "label_logprob")
 LABEL_PRIORS = ("balanced", "natural")
 LABEL_SCORINGS = ("engine", "policy")
 STEP_ORDERS = ("shuffled", "round_robin")
@@ -96,6 +96,8 @@ class CRPOConfig(GRPOConfig):
     reward: str = field(default="label_prob", metadata={
         "help": "The decision reward beside the format reward. label_prob: P(gold label) at the rollout's own "
                 "commit point, scored as the service scores it (dense; where it is read: label_scoring). "
+                "label_logprob: log P(gold) there (floored at log 1e-3): a proper score, so it does not reward "
+                "pushing ambiguous posts to the majority label as P(gold) does (training/rewards.py). "
                 "answer_match: the paper's ±w for a right/wrong <answer>."})
     label_scoring: str = field(default="engine", metadata={
         "help": "Where label_prob and validation read P(label) at the commit point with rollout: vllm. engine: the "
@@ -103,7 +105,7 @@ class CRPOConfig(GRPOConfig):
                 "cached, so a few 1-token requests per completion). policy: a transformers forward of the policy "
                 "(fp32 weights, the trainer's autocast). Without the vLLM rollout it is always the policy."})
     label_prior: str = field(default="natural", metadata={
-        "help": "label_prob only. natural: each group's P(gold) is weighted by the gold label's share of its task "
+        "help": "label_prob and label_logprob only. natural: each group's P(gold) is weighted by the gold label's share of its task "
                 "in the training split over its share of the (balanced) prompt pool (training/rewards.py "
                 "prior_weights), so steps hold both classes but the expected gradient is that of the natural mix "
                 "the model serves; needs scale_rewards batch or none (group std divides a group's weight out). "
@@ -203,7 +205,7 @@ class CRPOConfig(GRPOConfig):
             self.shuffle_dataset = False
         bf16_where_native(self)
         super().__post_init__()  # maps scale_rewards True/False to "group"/"none"
-        if self.reward == "label_prob" and self.label_prior == "natural" and self.scale_rewards == "group":
+        if self.reward != "answer_match" and self.label_prior == "natural" and self.scale_rewards == "group":
             raise ValueError("label_prior natural weights each group's rewards, and scale_rewards group divides the "
                              "weight out again; set scale_rewards: batch (or none), or label_prior: balanced")
         if self.paired_steps and self.generation_batch_size // self.num_generations < 2:

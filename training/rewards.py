@@ -8,7 +8,13 @@ one of two decision rewards (`reward` in training/config.py).
   there is no answer; w = sqrt(w_class · w_dataset).
 - label_prob: P(gold label) at the completion's own commit point, as the service scores it (decoding
   constrained to the label set; by the trainer's vLLM engine or from the policy's logits), in [0, 1].
-  Dense, so a group's rewards are rarely tied. Times the row's
+- label_logprob: log P(gold label) there, floored at log(1e-3) (LOG_FLOOR). P(gold) is an improper score: on a
+  post whose true P(yes) is 0.7 its expectation 0.7·p + 0.3·(1 − p) grows all the way to p = 1, so it rewards
+  reasonings that push ambiguous posts to the task's majority label, and a batch of majority-"yes" tasks to
+  "yes" everywhere. The log score is proper: its expectation is highest at the true probability, so a policy
+  already calibrated on the natural mix (SFT by cross-entropy) feels no pull on its prior, only on what
+  separates posts.
+  Both are dense, so a group's rewards are rarely tied. Times the row's
   `prior_weight` when the rows carry one (label_prior natural, `prior_weights` below): a per-example weight
   is constant within a group, so it only acts when advantages are not divided by the group's own std
   (scale_rewards batch or none); under group scaling it cancels, as the answer_match weights do whenever
@@ -32,6 +38,7 @@ from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
 
 FORMAT_REWARD = 0.5
+LOG_FLOOR = math.log(1e-3)  # label_logprob: one near-impossible label must not dominate the step's reward std
 
 
 def inverse_frequency(counts: Mapping[str, int]) -> dict[str, float]:
@@ -128,15 +135,16 @@ def is_binary(options: Sequence[str]) -> bool:
 
 
 class LabelProbReward:
-    """P(gold label) at the rollout's commit point, from the current policy (no gradient). The trainer binds a
+    """P(gold label) (or its log) at the rollout's commit point, from the current policy (no gradient). The trainer binds a
     scorer (`bind`) before the first rollout: `score(prompts, completions, label_texts)` → P(label) per row in
     `label_texts` order (CRPOTrainer.label_probabilities). The rows carry `label_texts` (the label sentences,
     in `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the
     step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
 
-    __name__ = "label_prob"
-
-    def __init__(self):
+    def __init__(self, log: bool = False):
+        """log: reward log P(gold) (floored at LOG_FLOOR, the reward `label_logprob`) instead of P(gold)."""
+        self.log = log
+        self.__name__ = "label_logprob" if log else "label_prob"  # TRL logs rewards/<__name__>/mean
         self._score: Callable[..., list[list[float]]] | None = None
 
     def bind(self, score: Callable[[Sequence[str], Sequence[str], Sequence[Sequence[str]]], list[list[float]]]):
@@ -153,9 +161,10 @@ class LabelProbReward:
             if p_yes:
                 log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))
             log_metric("crpo/p_gold", sum(p_gold) / len(p_gold))
+        reward = [max(math.log(p), LOG_FLOOR) if p > 0 else LOG_FLOOR for p in p_gold] if self.log else p_gold
         if prior_weight is None:
-            return p_gold
-        return [p * w for p, w in zip(p_gold, prior_weight, strict=True)]
+            return reward
+        return [r * w for r, w in zip(reward, prior_weight, strict=True)]
 
 
 def answer_stats(completions: Sequence, options: Sequence[Sequence[str]], labels: Sequence[str],

@@ -94,7 +94,8 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     for row, ex in zip(rows, examples, strict=True):
         row["label_texts"] = [lab.text for lab in ex.task.labels]  # in `options` order: what label_prob scores
         row["prior_weight"] = priors[ex.task.id][ex.label] if priors else 1.0
-    decision = LabelProbReward() if cfg.reward == "label_prob" else AccuracyReward(weights)
+    decision = (AccuracyReward(weights) if cfg.reward == "answer_match"
+                else LabelProbReward(log=cfg.reward == "label_logprob"))
     validation = None
     if cfg.eval_every > 0:
         validation = validation_set(tokenizer, run.data_dir, run.eval_datasets or sorted({e.dataset for e in examples}),

@@ -91,7 +91,8 @@ def plot_metrics(jsonl: str | Path, png: str | Path, title: str = "") -> Path:
         curve(ax_h, f"crpo/entropy/{name}", name, marker=".")
     ax_h.set(xlabel="step", ylabel="mean token entropy (nats)", title="entropy per appraisal stage")
     for key, label in (("reward", "total"), ("rewards/format_reward/mean", "format"),
-                       ("rewards/accuracy/mean", "answer match"), ("rewards/label_prob/mean", "P(gold) at commit")):
+                       ("rewards/accuracy/mean", "answer match"), ("rewards/label_prob/mean", "P(gold) at commit"),
+                       ("rewards/label_logprob/mean", "log P(gold) at commit")):
         curve(ax_r, key, label, marker=".")
     ax_r.set(xlabel="step", ylabel="mean reward", title="rewards")
     curve(ax_d, "crpo/binary/answer_yes", "rollout answers: yes", marker=".", lw=0.8)

@@ -113,6 +113,30 @@ def test_label_prob_reward_is_the_gold_probability_at_the_commit_point(tiny_mode
     assert weighted == pytest.approx([gold[0] * 1.2, gold[1] * 0.8, gold[2] * 0.5])
 
 
+def test_label_logprob_reward_is_the_floored_log_of_the_gold_probability():
+    from training.rewards import LOG_FLOOR
+
+    reward = LabelProbReward(log=True)
+    assert reward.__name__ == "label_logprob"
+    reward.bind(lambda p, c, t: [[0.8, 0.2], [0.8, 0.2], [1e-6, 1 - 1e-6]])  # scores as the trainer's scorer returns them
+    logged = {}
+    got = reward(prompts=["a", "b", "c"], completions=["x"] * 3, label=["yes", "no", "yes"],
+                 options=[DR.label_names] * 3, label_texts=[[lab.text for lab in DR.labels]] * 3,
+                 prior_weight=[1.6, 0.4, 1.6], log_metric=lambda k, v: logged.__setitem__(k, v))
+    assert got == pytest.approx([1.6 * math.log(0.8), 0.4 * math.log(0.2), 1.6 * LOG_FLOOR])
+    assert logged["crpo/p_gold"] == pytest.approx((0.8 + 0.2 + 1e-6) / 3)  # logged as a probability either way
+
+
+def test_the_log_score_is_proper_and_the_gold_probability_is_not():
+    """Why label_logprob: on a post whose true P(yes) is q, the expected reward of predicting P(yes) = p peaks
+    at p = q for the log score, but at p = 1 (the majority label, with certainty) for P(gold)."""
+    grid = [i / 100 for i in range(1, 100)]
+    for q in (0.3, 0.6, 0.7):
+        linear = max(grid, key=lambda p: q * p + (1 - q) * (1 - p))
+        log = max(grid, key=lambda p: q * math.log(p) + (1 - q) * math.log(1 - p))
+        assert log == pytest.approx(q) and linear in (0.01, 0.99) and linear == (0.99 if q > 0.5 else 0.01)
+
+
 def test_within_group_share_is_the_part_of_the_reward_variance_the_advantages_carry():
     assert within_group_share([0.1, 0.1, 0.9, 0.9], group=2) == pytest.approx(0.0)  # easy vs hard prompts only
     assert within_group_share([0.1, 0.9, 0.1, 0.9], group=2) == pytest.approx(1.0)  # all contrast inside groups
