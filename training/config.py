@@ -35,6 +35,9 @@ configs set them back to the first recipe explicitly:
 | stage_term_on_zero_signal | false | true |
 | stage_term_stages | primary_appraisal, secondary_appraisal, reaction | all five |
 | eval_every | 25 | 0 |
+
+Measured options that are not defaults (docs/training.md, runs 8-9): `reward: label_logprob` (the log score) and
+`loss_on_decision: false` (the decision tokens out of the policy loss).
 """
 
 from __future__ import annotations
