@@ -36,7 +36,7 @@ configs set them back to the first recipe explicitly:
 | stage_term_stages | primary_appraisal, secondary_appraisal, reaction | all five |
 | eval_every | 25 | 0 |
 
-Measured options that are not defaults (docs/training.md, runs 8-9): `reward: label_logprob` (the log score) and
+Measured options that are not defaults (docs/training.md, runs 8-10): `reward: label_logprob` (the log score) and
 `loss_on_decision: false` (the decision tokens out of the policy loss).
 """
 
@@ -108,11 +108,11 @@ class CRPOConfig(GRPOConfig):
                 "cached, so a few 1-token requests per completion). policy: a transformers forward of the policy "
                 "(fp32 weights, the trainer's autocast). Without the vLLM rollout it is always the policy."})
     label_prior: str = field(default="natural", metadata={
-        "help": "label_prob and label_logprob only. natural: each group's P(gold) is weighted by the gold label's share of its task "
-                "in the training split over its share of the (balanced) prompt pool (training/rewards.py "
-                "prior_weights), so steps hold both classes but the expected gradient is that of the natural mix "
-                "the model serves; needs scale_rewards batch or none (group std divides a group's weight out). "
-                "balanced: unweighted, the optimum is the balanced prior."})
+        "help": "label_prob and label_logprob only. natural: each group's P(gold) is weighted by the gold "
+                "label's share of its task in the training split over its share of the (balanced) prompt pool "
+                "(training/rewards.py prior_weights), so steps hold both classes but the expected gradient is "
+                "that of the natural mix the model serves; needs scale_rewards batch or none (group std "
+                "divides a group's weight out). balanced: unweighted, the optimum is the balanced prior."})
     paired_steps: bool = field(default=True, metadata={
         "help": "Every optimizer step takes its prompts from one task, spread over its labels "
                 "(training/step_order.py); needs ≥ 2 prompts per step. Sets shuffle_dataset false (the order is "

@@ -30,8 +30,8 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 9. Logged every step besides TRL's (`kl` with beta > 0, `frac_reward_zero_std`, `rewards/<func>/mean`):
    `crpo/binary/answer_yes` vs `crpo/binary/gold_yes`, `crpo/binary/p_yes` (label_prob), `crpo/reward/<dataset>`,
    `crpo/skipped_step`.
-10. `reward: label_prob` (and `label_logprob`, its log) reads the policy: LabelProbReward is bound to `label_probabilities` at init (the vLLM
-   engine's scores with `rollout: vllm`, the policy's logits otherwise).
+10. `reward: label_prob` (and `label_logprob`, its log) reads the policy: LabelProbReward is bound to
+   `label_probabilities` at init (the vLLM engine's scores with `rollout: vllm`, the policy's logits otherwise).
 11. Validation (`eval_every` > 0 and validation rows given): training/validation.py's callback calls
    `predict_labels` (greedy rollout with the run's backend, labels scored at the commit point: by the vLLM
    engine with `rollout: vllm`, as the service scores them, else from the policy's logits) and

@@ -1,5 +1,5 @@
 """CRPO's rewards, computed with the shared contract (mental_r1.contract), equal weights: the format reward plus
-one of two decision rewards (`reward` in training/config.py).
+one of three decision rewards (`reward` in training/config.py).
 
 - format: +0.5 when `parse_completion(completion).valid` (think/answer once each and in order, the five
   stage tags once each, in order, non-empty, non-empty answer, nothing around them), else −0.5.
@@ -38,7 +38,8 @@ from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
 
 FORMAT_REWARD = 0.5
-LOG_FLOOR = math.log(1e-3)  # label_logprob: one near-impossible label must not dominate the step's reward std
+PROB_FLOOR = 1e-3  # label_logprob: one near-impossible label must not dominate the step's reward std
+LOG_FLOOR = math.log(PROB_FLOOR)
 
 
 def inverse_frequency(counts: Mapping[str, int]) -> dict[str, float]:
@@ -135,11 +136,11 @@ def is_binary(options: Sequence[str]) -> bool:
 
 
 class LabelProbReward:
-    """P(gold label) (or its log) at the rollout's commit point, from the current policy (no gradient). The trainer binds a
-    scorer (`bind`) before the first rollout: `score(prompts, completions, label_texts)` → P(label) per row in
-    `label_texts` order (CRPOTrainer.label_probabilities). The rows carry `label_texts` (the label sentences,
-    in `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean P(yes) over the
-    step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
+    """P(gold label) (or its log) at the rollout's commit point, from the current policy (no gradient). The
+    trainer binds a scorer (`bind`) before the first rollout: `score(prompts, completions, label_texts)` →
+    P(label) per row in `label_texts` order (CRPOTrainer.label_probabilities). The rows carry `label_texts`
+    (the label sentences, in `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean
+    P(yes) over the step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
 
     def __init__(self, log: bool = False):
         """log: reward log P(gold) (floored at LOG_FLOOR, the reward `label_logprob`) instead of P(gold)."""
@@ -161,7 +162,7 @@ class LabelProbReward:
             if p_yes:
                 log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))
             log_metric("crpo/p_gold", sum(p_gold) / len(p_gold))
-        reward = [max(math.log(p), LOG_FLOOR) if p > 0 else LOG_FLOOR for p in p_gold] if self.log else p_gold
+        reward = [math.log(max(p, PROB_FLOOR)) for p in p_gold] if self.log else p_gold
         if prior_weight is None:
             return reward
         return [r * w for r, w in zip(reward, prior_weight, strict=True)]

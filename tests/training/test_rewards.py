@@ -118,7 +118,7 @@ def test_label_logprob_reward_is_the_floored_log_of_the_gold_probability():
 
     reward = LabelProbReward(log=True)
     assert reward.__name__ == "label_logprob"
-    reward.bind(lambda p, c, t: [[0.8, 0.2], [0.8, 0.2], [1e-6, 1 - 1e-6]])  # scores as the trainer's scorer returns them
+    reward.bind(lambda p, c, t: [[0.8, 0.2], [0.8, 0.2], [1e-6, 1 - 1e-6]])  # as the trainer's scorer returns
     logged = {}
     got = reward(prompts=["a", "b", "c"], completions=["x"] * 3, label=["yes", "no", "yes"],
                  options=[DR.label_names] * 3, label_texts=[[lab.text for lab in DR.labels]] * 3,
