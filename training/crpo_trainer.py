@@ -18,7 +18,10 @@ clipping, KL, weight sync, logging — is inherited unchanged):
    `crpo/stage_term`.
 5. Checkpoints get a completion marker and are rotated only once complete (training/checkpoints.py).
 6. The fused LM head scores completion positions only, on every device (`compact_lm_head`): TRL 1.16 does so
-   only where Triton runs, and on CPU scores the prompt too (3-4x the work for the same values).
+   only where Triton runs, and on CPU scores the prompt too (3-4x the work for the same values). With
+   `share_prompt` (default), `_get_per_token_logps_and_entropies` runs each distinct prompt of a micro-batch once
+   and its completions on its KV cache (training/shared_prompt.py), and `_prepare_inputs` splits the generation
+   batch in order so that a group's completions share a micro-batch.
 7. With `rollout: vllm`, `_generate_single_turn` samples from an in-process vLLM engine whose weights are
    reloaded from the policy (LoRA merged) whenever the optimizer step changed (training/rollout.py);
    otherwise TRL's own rollout runs unchanged.
@@ -63,6 +66,7 @@ from training.entropy import stage_entropy_term, stage_means
 from training.label_scoring import eval_mode
 from training.rewards import LabelProbReward, answer_stats, within_group_share
 from training.rollout import VLLMRollout, merged_weights
+from training.shared_prompt import shared_prompt_logps, unshuffled_split
 from training.stage_masks import reasoning_mask, stage_index_batch
 from training.validation import ValidationMixin
 
@@ -257,12 +261,37 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
             self._rollout.close()
             self._rollout = None
 
-    def _get_per_token_logps_and_entropies(self, *args, **kwargs):
-        with compact_lm_head():
-            logps, entropies, aux = super()._get_per_token_logps_and_entropies(*args, **kwargs)
-        if kwargs.get("compute_entropy"):
+    def _prepare_inputs(self, generation_batch):
+        if not self.args.share_prompt:
+            return super()._prepare_inputs(generation_batch)
+        with unshuffled_split():  # a group's completions stay in one micro-batch, where they share the prompt
+            return super()._prepare_inputs(generation_batch)
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, **multimodal):
+        if self.args.share_prompt and not compute_aux_loss and all(v is None for v in multimodal.values()):
+            logps, entropies, aux = self._shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep,
+                                                              batch_size, compute_entropy)
+        else:
+            with compact_lm_head():
+                logps, entropies, aux = super()._get_per_token_logps_and_entropies(
+                    model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                    compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **multimodal)
+        if compute_entropy:
             self._crpo_entropies = entropies  # (B, T), differentiable
         return logps, entropies, aux
+
+    def _shared_prompt_logps(self, model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy):
+        """TRL's chunked scoring, each chunk with one forward per distinct prompt (training/shared_prompt.py)."""
+        step = batch_size or input_ids.size(0)
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), step):
+            with compact_lm_head(), self.accelerator.autocast():
+                lp, h = shared_prompt_logps(model, input_ids[start:start + step], attention_mask[start:start + step],
+                                            logits_to_keep, compute_entropy)
+            logps.append(lp)
+            entropies.append(h)
+        return torch.cat(logps), (torch.cat(entropies) if compute_entropy else None), None
 
     def _compute_loss(self, model, inputs):
         self._crpo_entropies = None
