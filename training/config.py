@@ -36,6 +36,9 @@ configs set them back to the first recipe explicitly:
 | stage_term_stages | primary_appraisal, secondary_appraisal, reaction | all five |
 | eval_every | 25 | 0 |
 
+`share_prompt` (default true) only changes how the loss is computed, not its value: one forward per distinct
+prompt, shared by its completions (training/shared_prompt.py; 0.58x the step time, docs/training.md).
+
 Measured options that are not defaults (docs/training.md, runs 8-10): `reward: label_logprob` (the log score) and
 `loss_on_decision: false` (the decision tokens out of the policy loss).
 """

@@ -13,7 +13,8 @@ direct scores, the greedy reasoning's and `--samples` sampled reasonings' commit
 (direct weight × samples) is applied to every row; per dataset the rule with the best weighted F1 is chosen
 among those whose shown reasoning agrees with the label on >= `--min-agreement` of rows; sampled reasonings
 only when they gain `--min-gain` F1 points over the best rule without (they multiply the generation; ties:
-fewer samples, then the smaller direct weight). Irf and MultiWD ask several questions of the same posts; the rule
+fewer samples, then the smaller direct weight; with `--f1-tolerance` > 0, rules within that many points tie and the
+best AUROC of the raw confidence wins). Irf and MultiWD ask several questions of the same posts; the rule
 is chosen per dataset, so a task with 20 rows does not get a rule of its own.
 
 Writes `--output` in evaluate.py's format (the chosen rules' label log-probabilities, T = 1, and a `decision`
@@ -105,10 +106,14 @@ def sweep(rows: list[dict], rules: list[DecisionRule]) -> dict[str, list[dict]]:
     return out
 
 
-def choose(table: dict[str, list[dict]], min_agreement: float, min_gain: float = 0.0) -> dict[str, DecisionRule]:
+def choose(table: dict[str, list[dict]], min_agreement: float, min_gain: float = 0.0,
+           f1_tolerance: float = 0.0) -> dict[str, DecisionRule]:
     """Per dataset, the eligible rule (agreement >= min_agreement; all rules if none is) with the best weighted F1;
     a rule with sampled reasonings (2-4x the generation) only when it beats the best rule without by `min_gain`
-    F1 points. Ties: fewer samples, then the smaller direct weight."""
+    F1 points. Ties: fewer samples, then the smaller direct weight. With `f1_tolerance` > 0, the rules within that
+    many F1 points of the one so chosen (and with no more samples) count as ties, and the tie goes to the best
+    AUROC of the raw confidence: the same decisions, to within validation noise, with a confidence that ranks
+    right above wrong answers better (issue 18)."""
     def key(e):
         return round(e["weighted_f1"], 6), -e["samples"], -e["direct_weight"]
 
@@ -119,6 +124,11 @@ def choose(table: dict[str, list[dict]], min_agreement: float, min_gain: float =
         cheap = [e for e in ok if e["samples"] == 0]
         if best["samples"] and cheap and best["weighted_f1"] < max(cheap, key=key)["weighted_f1"] + min_gain:
             best = max(cheap, key=key)
+        if f1_tolerance > 0:
+            near = [e for e in ok if e["samples"] <= best["samples"]
+                    and e["weighted_f1"] >= best["weighted_f1"] - f1_tolerance and e["auroc"] is not None]
+            if near and best["auroc"] is not None:
+                best = max([best, *near], key=lambda e: (round(e["auroc"], 6), key(e)))
         chosen[ds] = DecisionRule(best["direct_weight"], best["samples"])
     return chosen
 
@@ -151,6 +161,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="a rule is eligible when its shown reasoning leads to its label on this share of rows")
     ap.add_argument("--min-gain", type=float, default=1.0,
                     help="weighted-F1 points a rule with sampled reasonings must gain over the best without")
+    ap.add_argument("--f1-tolerance", type=float, default=0.0,
+                    help="rules within this many weighted-F1 points of the chosen one (no more samples) tie, and the "
+                         "tie goes to the best AUROC of the raw confidence (0: F1 alone)")
     ap.add_argument("--concurrency", type=int, default=16, help="posts in flight (each is 2 + samples requests)")
     ap.add_argument("--kv-cache-gib", type=float, default=3.0)
     ap.add_argument("--output", required=True, type=Path)
@@ -190,11 +203,12 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = doc["rows"]
     table = sweep(rows, grid(doc["samples"]))
-    chosen = choose(table, args.min_agreement, args.min_gain)
+    chosen = choose(table, args.min_agreement, args.min_gain, args.f1_tolerance)
     md = sweep_markdown(table, chosen)
     Path(f"{stem}_sweep.md").write_text(md + "\n")
     Path(f"{stem}_sweep.json").write_text(json.dumps(
-        {"min_agreement": args.min_agreement, "min_gain": args.min_gain, "chosen": {d: r.to_json() for d, r in chosen.items()}, "table": table},
+        {"min_agreement": args.min_agreement, "min_gain": args.min_gain, "f1_tolerance": args.f1_tolerance,
+         "chosen": {d: r.to_json() for d, r in chosen.items()}, "table": table},
         indent=2))
     print(md)
 

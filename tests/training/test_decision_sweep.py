@@ -63,3 +63,17 @@ def test_only_rules_whose_reasoning_agrees_often_enough_are_eligible():
     table["DR"][1]["weighted_f1"] = 88.5
     assert decision_sweep.choose(table, 0.9, min_gain=1.0) == {"DR": DecisionRule(0.0, 0)}  # +0.5 buys no samples
     assert decision_sweep.choose(table, 0.9, min_gain=0.0) == {"DR": DecisionRule(1.0, 3)}
+
+
+def test_an_f1_tolerance_lets_the_better_ranked_confidence_win_a_near_tie():
+    table = {"loneliness": [
+        {"direct_weight": 0.0, "samples": 0, "weighted_f1": 75.0, "auroc": 0.43, "agreement": 1.0},
+        {"direct_weight": 0.5, "samples": 0, "weighted_f1": 74.5, "auroc": 0.68, "agreement": 1.0},
+        {"direct_weight": 0.75, "samples": 0, "weighted_f1": 70.0, "auroc": 0.72, "agreement": 0.95},
+        {"direct_weight": 0.5, "samples": 3, "weighted_f1": 74.8, "auroc": 0.90, "agreement": 1.0},
+        {"direct_weight": 1.0, "samples": 0, "weighted_f1": 75.0, "auroc": 0.95, "agreement": 0.5}]}
+    assert decision_sweep.choose(table, 0.9, min_gain=1.0) == {"loneliness": DecisionRule(0.0, 0)}  # F1 alone
+    # within 1 point: 0.5 (AUROC 0.68) wins; 0.75 is 5 points down, the sampled rule costs more generation and
+    # w 1 is not eligible (its reasoning agrees with its label on half the rows)
+    assert decision_sweep.choose(table, 0.9, min_gain=1.0, f1_tolerance=1.0) == {"loneliness": DecisionRule(0.5, 0)}
+    assert decision_sweep.choose(table, 0.9, min_gain=1.0, f1_tolerance=5.0) == {"loneliness": DecisionRule(0.75, 0)}
