@@ -149,7 +149,7 @@ class CRPOConfig(GRPOConfig):
                 "KV cache (training/shared_prompt.py), in the policy forward, its backward and the reference "
                 "forward; micro-batches then keep a group's completions together (the generation batch is split "
                 "in order, not shuffled). Same values up to float rounding. false: TRL's forward over every "
-                "prompt + completion row."})
+                "prompt + completion row (also what gradient_checkpointing, which drops the cache, falls back to)."})
     eval_every: int = field(default=25, metadata={
         "help": "Validate every N optimizer steps (and at the start and the last step): greedy rollouts with the "
                 "rollout backend on the val split, labels scored at the commit point; keeps the best weights by "
@@ -215,10 +215,10 @@ class CRPOConfig(GRPOConfig):
                              "multi_objective_aggregation: sum_then_normalize")
         if self.paired_steps:
             self.shuffle_dataset = False
-        if self.share_prompt and self.loss_type == "bnpo":
-            raise ValueError("share_prompt splits the generation batch in order, and the bnpo loss normalises by each "
-                             "micro-batch's own tokens, so the split would change its gradient; set share_prompt: "
-                             "false")
+        if self.share_prompt and self.gradient_checkpointing:
+            log.warning("share_prompt needs the prompt's KV cache, which gradient checkpointing drops in training: "
+                        "scoring every prompt + completion row instead (share_prompt: false)")
+            self.share_prompt = False
         bf16_where_native(self)
         super().__post_init__()  # maps scale_rewards True/False to "group"/"none"
         if self.reward != "answer_match" and self.label_prior == "natural" and self.scale_rewards == "group":

@@ -11,8 +11,9 @@ TRL's forward numbers them), so log-probs, entropies and gradients are the same 
 
 For the sharing to find groups in a micro-batch, the rows must not be shuffled across micro-batches
 (`unshuffled_split`): TRL generates a group's completions next to each other and shuffles the generation batch
-before splitting it. With `num_iterations` 1 and the "grpo" or "dapo" loss the accumulated gradient is the same
-either way (each row's loss weighs the same in every micro-batch of equal size).
+before splitting it. With `num_iterations` 1 and the grpo, dapo or dr_grpo loss (the ones CRPOConfig's algorithms
+set) the accumulated gradient is the same either way: each row's loss weighs the same in every micro-batch of
+equal size (dapo divides by the generation batch's token count).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ def shared_prompt_logps(model, input_ids: torch.Tensor, attention_mask: torch.Te
     first, inverse = distinct_rows(ids[:, :head + 1], mask[:, :head + 1])
     prefix = model(input_ids=ids[first, :head], attention_mask=mask[first, :head], use_cache=True, logits_to_keep=1)
     cache = prefix.past_key_values
+    if cache is None or cache.get_seq_length() != head:  # e.g. gradient checkpointing drops the cache in training
+        raise RuntimeError("shared_prompt: the model returned no KV cache for the prompt; set share_prompt: false")
     cache.reorder_cache(inverse)  # (distinct, ...) -> (B, ...), differentiable
     tail = ids[:, head:]
     labels = tail.masked_fill(mask[:, head:] == 0, -100)

@@ -146,3 +146,24 @@ def test_a_real_trl_step_moves_the_weights_alike_with_and_without_sharing(tiny_d
     assert any(d.abs().max() > 0 for d in moved[True].values())
     for name, delta in moved[True].items():
         assert torch.allclose(delta, moved[False][name], atol=1e-6), name
+
+
+def test_gradient_checkpointing_falls_back_to_trls_forward(tmp_path, caplog):
+    from training.config import CRPOConfig
+
+    cfg = CRPOConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, gradient_checkpointing=True,
+                     paired_steps=False, report_to="none")
+    assert cfg.share_prompt is False and "gradient checkpointing drops" in caplog.text
+
+
+def test_a_model_that_returns_no_cache_is_an_error_not_a_silent_wrong_score(policy):
+    model, tok = policy
+    ids, mask, keep = batch(tok)
+    model.get_base_model().gradient_checkpointing_enable()
+    model.train()
+    try:
+        with pytest.raises(RuntimeError, match="no KV cache"):
+            shared_prompt_logps(model, ids, mask, keep, compute_entropy=False)
+    finally:
+        model.get_base_model().gradient_checkpointing_disable()
+        model.eval()
