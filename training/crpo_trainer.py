@@ -36,7 +36,7 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 10. `reward: label_prob` (and `label_logprob`, its log) reads the policy: LabelProbReward is bound to
    `label_probabilities` at init (the vLLM engine's scores with `rollout: vllm`, the policy's logits otherwise).
 11. Validation (`eval_every` > 0 and validation rows given): training/validation.py's callback calls
-   `predict_labels` (greedy rollout with the run's backend, labels scored at the commit point: by the vLLM
+   `predict_probabilities` (greedy rollout with the run's backend, labels scored at the commit point: by the vLLM
    engine with `rollout: vllm`, as the service scores them, else from the policy's logits) and
    `log_outside_step`; the best weights are restored with `self.validation.restore_best()`.
 
@@ -176,15 +176,15 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
                 out.extend(tok.batch_decode(gen[:, batch["input_ids"].size(1):], skip_special_tokens=True))
         return out
 
-    def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
-        """The label the service would give each prompt (uncalibrated): greedy reasoning, then the most probable
-        label at the commit point. With the vLLM rollout, both come from the engine, a chunk of rows at a time
+    def predict_probabilities(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[list[float]]:
+        """P(label) for each prompt as the service scores it (uncalibrated): greedy reasoning, then the label set
+        at the commit point. With the vLLM rollout, both come from the engine, a chunk of rows at a time
         (generated, then scored while their prefixes are still cached)."""
         chunk = self._rollout_engine().max_num_seqs if self.args.rollout == "vllm" else max(len(prompts), 1)
-        out: list[str] = []
+        out: list[list[float]] = []
         for i in range(0, len(prompts), chunk):
             rows, texts = examples[i:i + chunk], prompts[i:i + chunk]
-            out.extend(self.labels_at_commit(rows, texts, self.greedy_completions(texts)))
+            out.extend(self.probabilities_at_commit(rows, texts, self.greedy_completions(texts)))
         return out
 
     def label_probabilities(self, prompts: Sequence[str], completions: Sequence[str],

@@ -141,11 +141,13 @@ def summarize(rows: list[dict], window: int = 10) -> str:
     vals = [r for r in rows if "val/avg_weighted_f1" in r]
     if vals:
         names = sorted({k.split("/", 2)[2] for r in vals for k in r if k.startswith("val/weighted_f1/")})
-        lines += ["", "| validation step | average | pred yes (gold) | " + " | ".join(names) + " |",
-                  "|---:|---:|---:|" + "---:|" * len(names)]
+        ranked = any("val/avg_auroc" in r for r in vals)  # runs before 2026-12-07 logged no AUROC
+        lines += ["", "| validation step | average | pred yes (gold) | " + ("AUROC | " if ranked else "")
+                  + " | ".join(names) + " |", "|---:|---:|---:|" + ("---:|" if ranked else "") + "---:|" * len(names)]
         for r in vals:
             yes = f"{r.get('val/binary/pred_yes', float('nan')):.3f} ({r.get('val/binary/gold_yes', float('nan')):.3f})"
-            lines.append(f"| {r['step']} | {r['val/avg_weighted_f1']:.2f} | {yes} | "
+            auroc = f"{r.get('val/avg_auroc', float('nan')):.3f} | " if ranked else ""
+            lines.append(f"| {r['step']} | {r['val/avg_weighted_f1']:.2f} | {yes} | {auroc}"
                          + " | ".join(f"{r.get(f'val/weighted_f1/{n}', float('nan')):.1f}" for n in names) + " |")
     return "\n".join(lines)
 

@@ -112,10 +112,10 @@ class ColdStartSFTTrainer(ValidationMixin, AtomicCheckpointMixin, SFTTrainer):
         super().__init__(*args, **kwargs)
         self.attach_validation(validation)
 
-    def predict_labels(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[str]:
-        """The direct decision for each prompt: the most probable label at an empty reasoning's commit point
-        (what evaluate.py --max-tokens 0 measures; no generation, so a validation costs one forward per row)."""
-        return self.labels_at_commit(examples, prompts, [""] * len(prompts))
+    def predict_probabilities(self, examples: Sequence[Example], prompts: Sequence[str]) -> list[list[float]]:
+        """The direct decision for each prompt: P(label) at an empty reasoning's commit point (what evaluate.py
+        --max-tokens 0 measures; no generation, so a validation costs one forward per row)."""
+        return self.probabilities_at_commit(examples, prompts, [""] * len(prompts))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if return_outputs:  # a caller that wants the outputs (Trainer's prediction step): TRL's own loss

@@ -8,7 +8,10 @@ constrained to the label set as the service does: by the RL trainer's vLLM engin
 the most probable one (no calibration). Rows are those of `evaluate.py --split val --limit N --seed 0`.
 
 Logged as one metrics.jsonl row per validation (`val/...`): weighted F1 per dataset and their average
-(`val/avg_weighted_f1`, the selection score), and over yes/no rows the fraction predicted "yes" beside the
+(`val/avg_weighted_f1`, the selection score); per dataset the AUROC of the label probabilities
+(`val/auroc/<dataset>`, `val/avg_auroc`: one-vs-rest per label, averaged over labels and then over the
+dataset's tasks by rows; threshold-free, so a shift of every row towards one label, which the calibration's
+per-label bias undoes, leaves it unchanged while it moves F1 and the "yes" share); and over yes/no rows the fraction predicted "yes" beside the
 gold fraction (`val/binary/pred_yes`, `val/binary/gold_yes`; issue 19's collapse check: stay within 10
 points of the start's), and the validation's wall time (`val/seconds`). The best validation's trainable weights go to `output_dir/best/` and final/ is
 built from them; `output_dir/validation.json` holds the history (resume reads it back). Training stops
@@ -32,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
 from mental_r1.data import Example, load_split
-from mental_r1.metrics import weighted_f1
+from mental_r1.metrics import auroc, weighted_f1
 from mental_r1.publish import publish_folder
 from training.checkpoints import write_json_atomic
 from training.evaluate import select
@@ -66,11 +69,34 @@ def validation_set(tokenizer, data_dir: str | Path, datasets: Sequence[str], per
     return val, [prompt_for(tokenizer, ex, max_prompt_tokens) for ex in val]
 
 
-def validation_metrics(examples: Sequence[Example], predictions: Sequence[str]) -> dict[str, float]:
-    """Weighted F1 per dataset and their mean; over yes/no rows, the predicted and gold "yes" fractions."""
+def label_auroc(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> dict[str, float]:
+    """Per dataset: how well the label probabilities rank posts, whatever the decision threshold. Per task, for each
+    label with positives and negatives among its rows, the AUROC of P(label) against gold == label, averaged over
+    labels (on yes/no tasks both labels give the AUROC of P(yes)); the dataset's value is the mean over its tasks
+    weighted by rows."""
+    by_task: dict[tuple[str, str], list[tuple[Example, Sequence[float]]]] = {}
+    for ex, probs in zip(examples, probabilities, strict=True):
+        by_task.setdefault((ex.dataset, ex.task.id), []).append((ex, probs))
+    sums: dict[str, list[float]] = {}
+    for (dataset, _), rows in by_task.items():
+        names = rows[0][0].task.label_names
+        per_label = [auroc([p[k] for _, p in rows], [ex.label == name for ex, _ in rows]) for k, name in enumerate(names)]
+        per_label = [a for a in per_label if a is not None]
+        if per_label:
+            total = sums.setdefault(dataset, [0.0, 0.0])
+            total[0] += len(rows) * sum(per_label) / len(per_label)
+            total[1] += len(rows)
+    return {ds: total / n for ds, (total, n) in sorted(sums.items())}
+
+
+def validation_metrics(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> dict[str, float]:
+    """From P(label) per row (in the task's label order): weighted F1 of the most probable label per dataset and
+    their mean; over yes/no rows, the predicted and gold "yes" fractions; the AUROC per dataset (label_auroc) and
+    its mean."""
     by_ds: dict[str, tuple[list[str], list[str]]] = {}
     yes_pred, yes_gold = [], []
-    for ex, pred in zip(examples, predictions, strict=True):
+    for ex, probs in zip(examples, probabilities, strict=True):
+        pred = argmax_label(ex, probs)
         gold, preds = by_ds.setdefault(ex.dataset, ([], []))
         gold.append(ex.label)
         preds.append(pred)
@@ -82,7 +108,15 @@ def validation_metrics(examples: Sequence[Example], predictions: Sequence[str]) 
     if yes_gold:
         out["val/binary/pred_yes"] = sum(yes_pred) / len(yes_pred)
         out["val/binary/gold_yes"] = sum(yes_gold) / len(yes_gold)
+    aurocs = label_auroc(examples, probabilities)
+    out.update({f"val/auroc/{ds}": value for ds, value in aurocs.items()})
+    if aurocs:
+        out["val/avg_auroc"] = sum(aurocs.values()) / len(aurocs)
     return out
+
+
+def argmax_label(ex: Example, probabilities: Sequence[float]) -> str:
+    return ex.task.label_names[max(range(len(probabilities)), key=probabilities.__getitem__)]
 
 
 @dataclass
@@ -145,9 +179,10 @@ def load_trainable(model: torch.nn.Module, folder: Path) -> None:
 
 
 class ValidationMixin:
-    """What a Trainer needs for ValidationCallback besides `predict_labels(examples, prompts) -> labels`:
-    `attach_validation` (call at the end of __init__), `label_probabilities` / `labels_at_commit` (what the
-    service would decide after given completions) and a log row of its own per validation."""
+    """What a Trainer needs for ValidationCallback besides `predict_probabilities(examples, prompts) -> P(label)
+    per row`: `attach_validation` (call at the end of __init__), `label_probabilities` / `probabilities_at_commit`
+    / `labels_at_commit` (what the service would decide after given completions) and a log row of its own per
+    validation."""
 
     validation: ValidationCallback | None = None
 
@@ -166,11 +201,16 @@ class ValidationMixin:
         return self._scorer.probabilities(self.model, prompts, completions, label_texts,
                                           autocast=self.accelerator.autocast)
 
+    def probabilities_at_commit(self, examples: Sequence[Example], prompts: Sequence[str],
+                                completions: Sequence[str]) -> list[list[float]]:
+        """For each row, P(label) in its task's label order at the commit point of its completion (uncalibrated)."""
+        return self.label_probabilities(prompts, completions, [[lab.text for lab in ex.task.labels] for ex in examples])
+
     def labels_at_commit(self, examples: Sequence[Example], prompts: Sequence[str],
                          completions: Sequence[str]) -> list[str]:
         """For each row, the most probable label at the commit point of its completion (uncalibrated)."""
-        probs = self.label_probabilities(prompts, completions, [[lab.text for lab in ex.task.labels] for ex in examples])
-        return [ex.task.label_names[max(range(len(p)), key=p.__getitem__)] for ex, p in zip(examples, probs)]
+        probs = self.probabilities_at_commit(examples, prompts, completions)
+        return [argmax_label(ex, p) for ex, p in zip(examples, probs, strict=True)]
 
     def log_outside_step(self, metrics: dict[str, float]) -> None:
         """A log row of its own (validation), leaving the step's accumulated training metrics to their row.
@@ -205,8 +245,8 @@ class ValidationCallback(TrainerCallback):
 
     def _validate(self, args, state, control) -> None:
         t0 = time.perf_counter()
-        preds = self.trainer.predict_labels(self.examples, self.prompts)
-        metrics = validation_metrics(self.examples, preds)
+        probs = self.trainer.predict_probabilities(self.examples, self.prompts)
+        metrics = validation_metrics(self.examples, probs)
         metrics["val/seconds"] = time.perf_counter() - t0
         improved, stop = self.tracker.add(state.global_step, metrics[SCORE])
         if improved and state.is_world_process_zero:
@@ -214,8 +254,9 @@ class ValidationCallback(TrainerCallback):
         if state.is_world_process_zero:
             self.tracker.save(self.out / HISTORY_FILE)
         metrics["val/best_step"] = self.tracker.best["step"]
-        log.info("validation at step %d: %s = %.2f (best %.2f at step %d)%s", state.global_step, SCORE,
-                 metrics[SCORE], self.tracker.best["score"], self.tracker.best["step"],
+        log.info("validation at step %d: %s = %.2f, AUROC %.3f (best %.2f at step %d)%s", state.global_step, SCORE,
+                 metrics[SCORE], metrics.get("val/avg_auroc", float("nan")), self.tracker.best["score"],
+                 self.tracker.best["step"],
                  f"; stopping: it fell below the best for {args.eval_patience} validations" if stop else "")
         self.trainer.log_outside_step(metrics)
         if stop:

@@ -54,6 +54,11 @@ def test_summary_table_windows_and_validations(tmp_path, capsys):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     main([str(path), "--window", "3"])
     assert "| 1-3 | 0.200 | 20.0 |" in capsys.readouterr().out
+    rows[-1]["val/avg_auroc"] = 0.6123  # runs since 2026-12-07 log the AUROC: a column of its own
+    table = summarize(rows, window=2).splitlines()
+    assert table[-4].startswith("| validation step | average | pred yes (gold) | AUROC | DR | t-sid |")
+    assert table[-2].startswith("| 0 | 50.00 | 0.600 (0.610) | nan | 60.0 |")
+    assert table[-1].startswith("| 3 | 55.50 | nan (nan) | 0.612 | 71.0 |")
     with pytest.raises(SystemExit):
         main([str(tmp_path / "missing.jsonl")])
     assert "is not a file" in capsys.readouterr().err

@@ -26,15 +26,43 @@ def ex(task, label):
     return Example(task.dataset, task, "post", label)
 
 
+def one_hot(rows, labels):
+    return [[1.0 if name == label else 0.0 for name in row.task.label_names] for row, label in zip(rows, labels)]
+
+
 def test_validation_metrics():
     rows = [ex(DR, "yes"), ex(DR, "yes"), ex(DR, "no"), ex(DR, "no"), ex(SAD, "work"), ex(SAD, "school")]
     preds = ["yes", "no", "no", "no", "work", "work"]
-    m = validation_metrics(rows, preds)
+    m = validation_metrics(rows, one_hot(rows, preds))
     # DR: yes P 1 R 1/2 F1 2/3, no P 2/3 R 1 F1 4/5 → 73.33; SAD: work F1 2/3 (support 1), school 0 → 33.33
     assert m["val/weighted_f1/DR"] == pytest.approx(100 * (2 / 3 + 4 / 5) / 2)
     assert m["val/weighted_f1/SAD"] == pytest.approx(100 / 3)
     assert m[SCORE] == pytest.approx((m["val/weighted_f1/DR"] + m["val/weighted_f1/SAD"]) / 2)
     assert m["val/binary/pred_yes"] == 0.25 and m["val/binary/gold_yes"] == 0.5  # yes/no rows only
+    # one-hot DR: P(yes) 1, 0 on the "yes" rows and 0, 0 on the "no" rows; of the 4 (yes, no) pairs 2 are
+    # ranked right and 2 tie -> 0.75 (P(no) gives the same); SAD: P(work) 1 on both rows
+    # (a tie: 0.5), P(school) 0 on both (0.5); labels absent from the gold rows have no AUROC
+    assert m["val/auroc/DR"] == pytest.approx(0.75) and m["val/auroc/SAD"] == pytest.approx(0.5)
+    assert m["val/avg_auroc"] == pytest.approx(0.625)
+
+
+def test_auroc_ignores_a_shift_towards_one_label_that_f1_and_the_yes_share_see():
+    rows = [ex(DR, "yes"), ex(DR, "yes"), ex(DR, "no"), ex(DR, "no")]
+    honest = [[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.1, 0.9]]  # P(yes), P(no): every row right
+    shifted = [[0.99, 0.01], [0.9, 0.1], [0.8, 0.2], [0.3, 0.7]]  # the same ranking, pushed towards "yes"
+    a, b = validation_metrics(rows, honest), validation_metrics(rows, shifted)
+    assert a["val/auroc/DR"] == b["val/auroc/DR"] == 1.0
+    assert a[SCORE] == 100.0 and b[SCORE] < 100.0 and b["val/binary/pred_yes"] == 0.75
+
+
+def test_label_auroc_weighs_a_datasets_tasks_by_rows():
+    from training.validation import label_auroc
+
+    irf_b, irf_t = get_task("Irf:perceived_burdensomeness"), get_task("Irf:thwarted_belongingness")
+    rows = [ex(irf_b, "yes"), ex(irf_b, "no"), ex(irf_t, "yes"), ex(irf_t, "no"), ex(irf_t, "no"), ex(irf_t, "yes")]
+    probs = [[0.9, 0.1], [0.2, 0.8],  # burdensomeness: ranked right, AUROC 1 (2 rows)
+             [0.1, 0.9], [0.8, 0.2], [0.7, 0.3], [0.2, 0.8]]  # belongingness: ranked wrong, AUROC 0 (4 rows)
+    assert label_auroc(rows, probs) == {"Irf": pytest.approx(2 / 6)}
 
 
 def test_best_tracker_patience_and_resume(tmp_path):
@@ -76,12 +104,12 @@ class ScriptedTrainer:
         self.model = torch.nn.Linear(1, 1, bias=False)
         self.script, self.logged, self.calls = script, [], 0
 
-    def predict_labels(self, examples, prompts):
+    def predict_probabilities(self, examples, prompts):
         preds = self.script[self.calls]
         with torch.no_grad():
             self.model.weight.fill_(float(self.calls))
         self.calls += 1
-        return preds
+        return one_hot(examples, preds)
 
     def log_outside_step(self, metrics):
         self.logged.append(metrics)
