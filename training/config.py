@@ -286,3 +286,7 @@ class RunArguments:
     lora_alpha: int = field(default=32, metadata={"help": "Alpha of the fresh RL adapter (merge_adapter)."})
     resume: bool = field(default=False, metadata={
         "help": "Continue from the last complete Trainer checkpoint in output_dir (incomplete ones are removed)."})
+    validate_only: bool = field(default=False, metadata={
+        "help": "Validate the start (model_name_or_path + adapter) once, as a run's step-0 validation does, write "
+                "output_dir/validation_only.json and exit without training (e.g. a finished run's final/ as "
+                "--adapter, to measure it with this version's validation metrics)."})

@@ -6,6 +6,8 @@
     python training/run_crpo.py --config training/configs/cpu_smollm2.yaml --resume      # after a kill
     python training/run_crpo.py --config training/configs/crpo_smollm2_lora.yaml         # v1 recipe, SFT adapter continued
     python training/run_crpo.py --config training/configs/crpo_smollm2_v2.yaml --adapter P   # v2 recipe (issue 19)
+    python training/run_crpo.py --config training/configs/crpo_smollm2_v2.yaml --adapter runs/X/final --validate_only true \\
+        --output_dir runs/X_val                                      # measure a model with the run's validation
     accelerate launch --config_file training/configs/accelerate_zero2.yaml \\
         training/run_crpo.py --config training/configs/gpu_qwen3_8b.yaml                # multi-GPU, the paper's settings
 
@@ -36,7 +38,7 @@ from trl import TrlParser
 
 from mental_r1.data import load_split
 from training.adapters import fresh_lora_config, merged_start, stacked_adapter
-from training.checkpoints import resume_checkpoint
+from training.checkpoints import resume_checkpoint, write_json_atomic
 from training.config import CRPOConfig, RunArguments
 from training.crpo_trainer import CRPOTrainer
 from training.export import export_checkpoint, metrics_table, versions
@@ -118,6 +120,19 @@ def export_model(trainer: CRPOTrainer, run: RunArguments, model_path: Path):
     return stacked_adapter(base, run.adapter, policy)
 
 
+def validate_only(trainer: CRPOTrainer, out_dir: Path) -> Path:
+    """`--validate_only`: the start's validation, written to output_dir/validation_only.json."""
+    if trainer.validation is None:
+        raise SystemExit("error: --validate_only needs validation rows; set --eval_every to a positive number")
+    metrics = trainer.validation.measure()
+    trainer.close_rollout_engine()
+    path = out_dir / "validation_only.json"
+    write_json_atomic(path, metrics)
+    log.info("validation of the start: %s = %.2f, AUROC %.3f; wrote %s", "val/avg_weighted_f1",
+             metrics["val/avg_weighted_f1"], metrics.get("val/avg_auroc", float("nan")), path)
+    return path
+
+
 def main(argv: list[str] | None = None) -> Path:
     run, cfg = parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -127,6 +142,8 @@ def main(argv: list[str] | None = None) -> Path:
     trainer, about = build_trainer(run, cfg, [JsonlMetricsCallback(jsonl)])
     source, model_path, weights, examples = (about[k] for k in ("source", "model_path", "weights", "examples"))
     tokenizer = trainer.processing_class
+    if run.validate_only:
+        return validate_only(trainer, out_dir)
     checkpoint = resume_checkpoint(out_dir, run.resume)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.close_rollout_engine()

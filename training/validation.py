@@ -243,11 +243,16 @@ class ValidationCallback(TrainerCallback):
         if state.global_step % args.eval_every == 0 or state.global_step >= state.max_steps:
             self._validate(args, state, control)
 
-    def _validate(self, args, state, control) -> None:
+    def measure(self) -> dict[str, float]:
+        """One validation of the trainer's current weights (validation_metrics, and its wall time)."""
         t0 = time.perf_counter()
         probs = self.trainer.predict_probabilities(self.examples, self.prompts)
         metrics = validation_metrics(self.examples, probs)
         metrics["val/seconds"] = time.perf_counter() - t0
+        return metrics
+
+    def _validate(self, args, state, control) -> None:
+        metrics = self.measure()
         improved, stop = self.tracker.add(state.global_step, metrics[SCORE])
         if improved and state.is_world_process_zero:
             save_trainable(self.trainer.model, self.out / BEST_DIR, {"step": state.global_step, "score": metrics[SCORE]})

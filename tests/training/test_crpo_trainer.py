@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -87,7 +88,8 @@ def run_v2(tiny_dir: Path, sft: Path, data_dir: Path, out: Path, *extra: str) ->
 def test_v2_recipe_end_to_end_on_a_tiny_model(tiny_dir, tmp_path, data_dir):
     sft = sft_adapter(tiny_dir, tmp_path / "sft")
     out = tmp_path / "run"
-    final = run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "2", "--save_strategy", "no")
+    # 4 val rows per dataset: the first 2 of DR and of dreaddit are all "yes", which has no AUROC
+    final = run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "2", "--save_strategy", "no", "--eval_rows_per_dataset", "4")
     rows = read_jsonl(out / "metrics.jsonl")
     steps = [r for r in rows if "loss" in r]
     assert [r["step"] for r in steps] == [1, 2]
@@ -115,6 +117,15 @@ def test_v2_recipe_end_to_end_on_a_tiny_model(tiny_dir, tmp_path, data_dir):
     torch.testing.assert_close(shipped[key][:, :4], 2.0 * sft_w[key])  # alpha 8 / r 4
     rl_key = next(k for k in rl_best if k.replace(".default.", ".") == key)
     torch.testing.assert_close(shipped[key][:, 4:], 2.0 * rl_best[rl_key])  # alpha 32 / r 16, from best/
+    assert all({"val/auroc/DR", "val/auroc/dreaddit", "val/avg_auroc"} <= set(r) for r in val)
+
+    # --validate_only measures final/ as a start: the best validation's numbers again, and no training
+    again = run_v2(tiny_dir, final, data_dir, tmp_path / "again", "--validate_only", "true", "--eval_rows_per_dataset", "4")
+    measured = json.loads(again.read_text())
+    best_row = next(r for r in val if r["step"] == best["step"])
+    assert measured["val/avg_weighted_f1"] == pytest.approx(best_row["val/avg_weighted_f1"])
+    assert measured["val/avg_auroc"] == pytest.approx(best_row["val/avg_auroc"], abs=1e-6)
+    assert not (tmp_path / "again" / "metrics.jsonl").exists() and not (tmp_path / "again" / "final").exists()
 
 
 def test_v2_resume_continues_the_validation_history(tiny_dir, tmp_path, data_dir):
