@@ -5,9 +5,9 @@ group compute their shared ~500-token prompt 4 times: in the policy forward, in 
 reference forward. Here each distinct prompt (all but its last token) runs once with the KV cache on; the
 cache is indexed out to its rows (`index_select`, differentiable: the prompt's backward also runs once, with
 the gradients of its rows summed) and the completions run on top of it, each behind its prompt's last token,
-through TRL's fused LM head. Positions are those of the unshared forward (0..T-1 over the left-padded row, as
-TRL's forward numbers them), so log-probs, entropies and gradients are the same up to float rounding
-(tests/training/test_shared_prompt.py).
+through TRL's fused LM head. Positions run 0..T-1 over the row as in TRL's forward, less the columns that are
+padding in every row (skipped: a constant shift, which rotary attention does not see), so log-probs, entropies
+and gradients are the same up to float rounding (tests/training/test_shared_prompt.py).
 
 For the sharing to find groups in a micro-batch, the rows must not be shuffled across micro-batches
 (`unshuffled_split`): TRL generates a group's completions next to each other and shuffles the generation batch
