@@ -127,8 +127,8 @@ def choose(table: dict[str, list[dict]], min_agreement: float, min_gain: float =
         if f1_tolerance > 0:
             near = [e for e in ok if e["samples"] <= best["samples"]
                     and e["weighted_f1"] >= best["weighted_f1"] - f1_tolerance and e["auroc"] is not None]
-            if near and best["auroc"] is not None:
-                best = max([best, *near], key=lambda e: (round(e["auroc"], 6), key(e)))
+            if best["auroc"] is not None:  # then `near` holds `best` itself
+                best = max(near, key=lambda e: (round(e["auroc"], 6), key(e)))
         chosen[ds] = DecisionRule(best["direct_weight"], best["samples"])
     return chosen
 

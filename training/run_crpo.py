@@ -47,7 +47,7 @@ from training.prompts import rl_rows, select_examples
 from training.rewards import AccuracyReward, LabelProbReward, RewardWeights, format_reward, prior_weights
 from training.run_log import JsonlMetricsCallback, final_metrics, plot_metrics, read_jsonl
 from training.step_order import paired_order
-from training.validation import validation_set
+from training.validation import SCORE, validation_set
 
 log = logging.getLogger("training.run_crpo")
 
@@ -128,8 +128,8 @@ def validate_only(trainer: CRPOTrainer, out_dir: Path) -> Path:
     trainer.close_rollout_engine()
     path = out_dir / "validation_only.json"
     write_json_atomic(path, metrics)
-    log.info("validation of the start: %s = %.2f, AUROC %.3f; wrote %s", "val/avg_weighted_f1",
-             metrics["val/avg_weighted_f1"], metrics.get("val/avg_auroc", float("nan")), path)
+    log.info("validation of the start: %s = %.2f, AUROC %.3f; wrote %s", SCORE, metrics[SCORE],
+             metrics.get("val/avg_auroc", float("nan")), path)
     return path
 
 

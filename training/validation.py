@@ -4,7 +4,7 @@ Every `eval_every` optimizer steps (and at step 0, the start, and at the last st
 `eval_rows_per_dataset` val rows of every trained dataset with the run's own rollout backend (vLLM or
 transformers, stopped at the commit point), then the labels scored at the commit point, decoding
 constrained to the label set as the service does: by the RL trainer's vLLM engine when it has one
-(CRPOTrainer.labels_at_commit), else from the policy's logits (training/label_scoring.py); the label is
+(CRPOTrainer.label_probabilities), else from the policy's logits (training/label_scoring.py); the label is
 the most probable one (no calibration). Rows are those of `evaluate.py --split val --limit N --seed 0`.
 
 Logged as one metrics.jsonl row per validation (`val/...`): weighted F1 per dataset and their average
@@ -180,9 +180,8 @@ def load_trainable(model: torch.nn.Module, folder: Path) -> None:
 
 class ValidationMixin:
     """What a Trainer needs for ValidationCallback besides `predict_probabilities(examples, prompts) -> P(label)
-    per row`: `attach_validation` (call at the end of __init__), `label_probabilities` / `probabilities_at_commit`
-    / `labels_at_commit` (what the service would decide after given completions) and a log row of its own per
-    validation."""
+    per row`: `attach_validation` (call at the end of __init__), `label_probabilities` / `probabilities_at_commit` (what
+    the service would score after given completions) and a log row of its own per validation."""
 
     validation: ValidationCallback | None = None
 
@@ -205,12 +204,6 @@ class ValidationMixin:
                                 completions: Sequence[str]) -> list[list[float]]:
         """For each row, P(label) in its task's label order at the commit point of its completion (uncalibrated)."""
         return self.label_probabilities(prompts, completions, [[lab.text for lab in ex.task.labels] for ex in examples])
-
-    def labels_at_commit(self, examples: Sequence[Example], prompts: Sequence[str],
-                         completions: Sequence[str]) -> list[str]:
-        """For each row, the most probable label at the commit point of its completion (uncalibrated)."""
-        probs = self.probabilities_at_commit(examples, prompts, completions)
-        return [argmax_label(ex, p) for ex, p in zip(examples, probs, strict=True)]
 
     def log_outside_step(self, metrics: dict[str, float]) -> None:
         """A log row of its own (validation), leaving the step's accumulated training metrics to their row.

@@ -17,6 +17,7 @@ from mental_r1.engine import native_bf16
 from training.checkpoints import COMPLETE_MARKER
 from training.label_scoring import LabelScorer
 from training.run_log import read_jsonl
+from training.validation import argmax_label
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "training" / "configs" / "cpu_smoke.yaml"
@@ -312,7 +313,8 @@ def test_v2_recipe_with_the_vllm_rollout_validates_through_the_engine(tmp_path, 
             served = trainer.label_probabilities(prompts, completions, label_texts)  # the engine's scores
             for got, want in zip(served, reference, strict=True):
                 assert sum(got) == pytest.approx(1.0) and got == pytest.approx(want, abs=0.03)
-            labels = trainer.labels_at_commit(rows, prompts, completions)
+            labels = [argmax_label(ex, p) for ex, p in zip(rows, trainer.probabilities_at_commit(rows, prompts,
+                                                                                               completions))]
             assert labels == [ex.task.label_names[max(range(len(p)), key=p.__getitem__)]
                               for ex, p in zip(rows, served)]
         trainer.train()
