@@ -58,6 +58,16 @@ def training_record(adapter: Path, run_dir: Path | None) -> dict:
     return record
 
 
+def training_command(adapter: Path, config: Path | None) -> str | None:
+    """The command that trains `adapter` from `config`: run_crpo.py when the adapter is an RL run's (its
+    mental_r1_run.json names an algorithm), else run_sft.py (the cold-start SFT)."""
+    if config is None:
+        return None
+    run_json = adapter / "mental_r1_run.json"
+    rl = run_json.exists() and "algorithm" in json.loads(run_json.read_text()).get("trainer", {})
+    return f"python training/{'run_crpo.py' if rl else 'run_sft.py'} --config {config}"
+
+
 def save_bf16(src: Path, dst: Path) -> None:
     """Copy a safetensors file with its floating-point tensors cast to bfloat16 (metadata kept)."""
     import torch
@@ -94,7 +104,7 @@ def ship(adapter: Path, out: Path, version: str, base_dir: Path, calibration: Pa
             "base_model": {"name": base_dir.name, "sha256": base_manifest.get("sha256")},
             "files": files,
             "training": {
-                "command": f"python training/run_sft.py --config {config}" if config else None,
+                "command": training_command(adapter, config),
                 "config": config.read_text() if config else None,
                 **training_record(adapter, run_dir),
             },

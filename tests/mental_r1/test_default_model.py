@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -92,6 +93,17 @@ def test_shipped_manifest_matches_the_files_and_a_tampered_adapter_is_refused(ba
         f.write(b"x")
     with pytest.raises(ValueError, match="does not match the manifest"):
         ensure_default_model(tmp_path / "cache", adapter=adapter, base=base_model_dir)
+
+
+def test_the_manifest_names_the_entry_point_that_trained_the_adapter(tmp_path):
+    from training.ship_adapter import training_command
+
+    config = Path("training/configs/x.yaml")
+    (tmp_path / "mental_r1_run.json").write_text(json.dumps({"trainer": {"algorithm": "crpo", "beta": 0.01}}))
+    assert training_command(tmp_path, config) == "python training/run_crpo.py --config training/configs/x.yaml"
+    (tmp_path / "mental_r1_run.json").write_text(json.dumps({"trainer": {"learning_rate": 4e-4}}))  # an SFT run
+    assert training_command(tmp_path, config) == "python training/run_sft.py --config training/configs/x.yaml"
+    assert training_command(tmp_path, None) is None
 
 
 def test_the_committed_adapter_matches_its_manifest():

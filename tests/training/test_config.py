@@ -123,6 +123,18 @@ def test_v2_config_is_the_issue_19_recipe():
     assert c.rollout == "vllm" and c.use_cpu and c.bf16 == native_bf16()  # autocast where the CPU has bf16
 
 
+def test_v2_2_config_is_run_12_the_recipe_of_the_shipped_crpo_model():
+    """crpo_smollm2_v2_2.yaml holds the flags run 12 (Mental-R1-135M 2.2.0) was launched with on top of v2's file."""
+    run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(
+        ["--config", str(CONFIGS / "crpo_smollm2_v2_2.yaml")])
+    assert run.adapter == "runs/sft_v2/final" and run.merge_adapter and run.balanced and run.max_prompt_tokens == 1152
+    assert (c.reward, c.label_prior, c.scale_rewards, c.step_order) == ("label_logprob", "balanced", "group", "round_robin")
+    assert not c.loss_on_decision and c.stage_beta_m == 0.015 and c.beta == 0.01 and c.share_prompt
+    assert (c.learning_rate, c.warmup_steps, c.gradient_accumulation_steps) == (5e-5, 10, 4)
+    assert (c.max_completion_length, c.max_steps, c.eval_every, c.eval_rows_per_dataset) == (256, 60, 20, 40)
+    assert c.paired_steps and c.skip_zero_signal_steps and c.betas[0] == c.betas[4] == 0.0
+
+
 @pytest.mark.parametrize("name", ["cpu_smoke.yaml", "cpu_smollm2.yaml", "crpo_smollm2_lora.yaml"])
 def test_older_configs_keep_the_first_recipe(name):
     run, c = TrlParser((RunArguments, CRPOConfig)).parse_args_and_config(["--config", str(CONFIGS / name)])
