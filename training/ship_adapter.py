@@ -45,7 +45,8 @@ def training_record(adapter: Path, run_dir: Path | None) -> dict:
     run_json = adapter / "mental_r1_run.json"
     if run_json.exists():
         r = json.loads(run_json.read_text())
-        record.update(global_step=r.get("global_step"), sft_rows=r.get("sft_rows"), run=r.get("run"),
+        record.update(global_step=r.get("global_step"), selected_step=r.get("selected_step"),
+                      validation=r.get("validation"), sft_rows=r.get("sft_rows"), run=r.get("run"),
                       versions=r.get("versions"))
     if run_dir is not None and (run_dir / "metrics.jsonl").exists():
         rows = read_jsonl(run_dir / "metrics.jsonl")
