@@ -33,21 +33,24 @@ def git_commit(repo: Path) -> str | None:
     return proc.stdout.strip() or None
 
 
-def training_record(adapter: Path, run_dir: Path | None) -> dict:
-    """Steps, examples, wall time and configuration of the run that wrote `adapter` (what its files say)."""
-    record: dict = {}
+def training_record(adapter: Path, run_dir: Path | None, config: Path | None = None) -> dict:
+    """The command and configuration, steps, examples and wall time of the run that wrote `adapter` (what its
+    files say). The command is run_crpo.py when the adapter is an RL run's (its mental_r1_run.json names an
+    algorithm), else run_sft.py (the cold-start SFT)."""
+    run_json = adapter / "mental_r1_run.json"
+    run = json.loads(run_json.read_text()) if run_json.exists() else None
+    entry = "run_crpo.py" if run is not None and "algorithm" in run.get("trainer", {}) else "run_sft.py"
+    record: dict = {"command": f"python training/{entry} --config {config}" if config else None,
+                    "config": config.read_text() if config else None}
     state = adapter / "trainer_state.json"
     if state.exists():
         s = json.loads(state.read_text())
         record["global_step"] = s.get("global_step")
         record["max_steps"] = s.get("max_steps")
         record["train_batch_size"] = s.get("train_batch_size")
-    run_json = adapter / "mental_r1_run.json"
-    if run_json.exists():
-        r = json.loads(run_json.read_text())
-        record.update(global_step=r.get("global_step"), selected_step=r.get("selected_step"),
-                      validation=r.get("validation"), sft_rows=r.get("sft_rows"), run=r.get("run"),
-                      versions=r.get("versions"))
+    if run is not None:
+        record.update({k: run.get(k) for k in ("global_step", "selected_step", "validation", "sft_rows", "run",
+                                               "versions")})
     if run_dir is not None and (run_dir / "metrics.jsonl").exists():
         rows = read_jsonl(run_dir / "metrics.jsonl")
         timed = [r for r in rows if "train_runtime" in r]
@@ -57,16 +60,6 @@ def training_record(adapter: Path, run_dir: Path | None) -> dict:
         if losses:
             record["last_logged_loss"] = losses[-1]["loss"]
     return record
-
-
-def training_command(adapter: Path, config: Path | None) -> str | None:
-    """The command that trains `adapter` from `config`: run_crpo.py when the adapter is an RL run's (its
-    mental_r1_run.json names an algorithm), else run_sft.py (the cold-start SFT)."""
-    if config is None:
-        return None
-    run_json = adapter / "mental_r1_run.json"
-    rl = run_json.exists() and "algorithm" in json.loads(run_json.read_text()).get("trainer", {})
-    return f"python training/{'run_crpo.py' if rl else 'run_sft.py'} --config {config}"
 
 
 def save_bf16(src: Path, dst: Path) -> None:
@@ -104,11 +97,7 @@ def ship(adapter: Path, out: Path, version: str, base_dir: Path, calibration: Pa
             "name": MODEL_NAME, "version": version,
             "base_model": {"name": base_dir.name, "sha256": base_manifest.get("sha256")},
             "files": files,
-            "training": {
-                "command": training_command(adapter, config),
-                "config": config.read_text() if config else None,
-                **training_record(adapter, run_dir),
-            },
+            "training": training_record(adapter, run_dir, config),
             "calibration": json.loads(calibration.read_text()) if calibration else None,
             "git_commit": git_commit(repo),
             "notes": notes,

@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -96,14 +95,16 @@ def test_shipped_manifest_matches_the_files_and_a_tampered_adapter_is_refused(ba
 
 
 def test_the_manifest_names_the_entry_point_that_trained_the_adapter(tmp_path):
-    from training.ship_adapter import training_command
+    from training.ship_adapter import training_record
 
-    config = Path("training/configs/x.yaml")
+    config = tmp_path / "x.yaml"
+    config.write_text("seed: 42\n")
     (tmp_path / "mental_r1_run.json").write_text(json.dumps({"trainer": {"algorithm": "crpo", "beta": 0.01}}))
-    assert training_command(tmp_path, config) == "python training/run_crpo.py --config training/configs/x.yaml"
+    record = training_record(tmp_path, None, config)
+    assert record["command"] == f"python training/run_crpo.py --config {config}" and record["config"] == "seed: 42\n"
     (tmp_path / "mental_r1_run.json").write_text(json.dumps({"trainer": {"learning_rate": 4e-4}}))  # an SFT run
-    assert training_command(tmp_path, config) == "python training/run_sft.py --config training/configs/x.yaml"
-    assert training_command(tmp_path, None) is None
+    assert training_record(tmp_path, None, config)["command"] == f"python training/run_sft.py --config {config}"
+    assert training_record(tmp_path, None, None)["command"] is None
 
 
 def test_the_committed_adapter_matches_its_manifest():
