@@ -4,6 +4,8 @@
         --runs crpo,grpo,dapo,dr_grpo,crpo_flat --eval-limit 50 --out runs/compare_v2 --adapter P --seed 42
     python training/compare.py ... --split val --eval-limit 40 --report-only   # the validation table (eval/val/)
     python training/compare.py ... --report-only --reference sft_start=docs/results/test_v1_l100.json  # table
+    python training/compare.py --history crpo_s42=runs/crpo_s42 --history grpo_s42=runs/grpo_s42 \
+        --out docs/results/v2/compare   # runs made elsewhere: their in-run validation, side by side
 
 Every run is `training/run_crpo.py --config CONFIG --algorithm A --max_steps N` with nothing else changed
 (same start adapter, prompts, seed, generations, learning rate, rollout engine), then
@@ -21,6 +23,12 @@ was fitted for the SFT model on validation data, and refitting one per run would
 each. `--reference NAME=JSON` (an evaluate.py JSON on a superset of the rows, e.g. the v1 test run as the
 SFT start) adds a row, uncalibrated in the same way; its rows are checked to be the same.
 Writes OUT/comparison.json, OUT/comparison.md and OUT/stage_entropy.png (per-stage entropy per step).
+
+`--history NAME=RUN_DIR` (repeatable) compares runs already trained, by the validation each ran (run_crpo.py's
+`eval_every`: the same val rows for runs of one config): per validated step the average weighted F1, the
+average AUROC of the raw confidence and the share of "yes" answers on the binary tasks against the gold share,
+then per dataset at each run's last and best step. Writes OUT/validation.md, OUT/validation.json and
+OUT/stage_entropy.png.
 """
 
 from __future__ import annotations
@@ -122,15 +130,16 @@ def uncalibrated(path: Path, limit: int | None = None, unseen: tuple[str, ...] =
     return results_report(preds, labels, generalisation=[ds for ds in preds if ds in unseen]), gold
 
 
-def entropy_figure(names: list[str], args) -> Path:
+def entropy_figure(runs: dict[str, Path], out: Path) -> Path:
+    """OUT/stage_entropy.png: the mean token entropy of each stage per optimizer step, one line per run."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(STAGE_NAMES), figsize=(4 * len(STAGE_NAMES), 3.4), sharex=True)
-    for name in names:
-        rows = [r for r in read_jsonl(args.out / name / "metrics.jsonl") if "loss" in r]
+    for name, run_dir in runs.items():
+        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if "loss" in r]
         for ax, stage in zip(axes, STAGE_NAMES, strict=True):
             ax.plot([r["step"] for r in rows], [r.get(f"crpo/entropy/{stage}") for r in rows], label=name, lw=1.2)
     for ax, stage in zip(axes, STAGE_NAMES, strict=True):
@@ -138,11 +147,56 @@ def entropy_figure(names: list[str], args) -> Path:
         ax.set_xlabel("optimizer step")
     axes[0].set_ylabel("mean token entropy (nats)")
     axes[-1].legend(fontsize=8)
-    fig.suptitle("Per-stage entropy of the rollouts, by algorithm (same start, prompts, seed)")
+    fig.suptitle("Per-stage entropy of the rollouts, by run (same start and prompts per seed)")
     fig.tight_layout()
-    out = args.out / "stage_entropy.png"
-    fig.savefig(out, dpi=110)
-    return out
+    path = out / "stage_entropy.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def validation_rows(run_dir: Path) -> list[dict]:
+    """The run's validations (metrics.jsonl rows with `val/avg_weighted_f1`), by step; the last one per step
+    (a resumed run validates its resumed step again)."""
+    rows = {r["step"]: r for r in read_jsonl(run_dir / "metrics.jsonl") if "val/avg_weighted_f1" in r}
+    if not rows:
+        raise SystemExit(f"error: {run_dir / 'metrics.jsonl'} holds no validation; was eval_every > 0?")
+    return [rows[k] for k in sorted(rows)]
+
+
+def history(runs: dict[str, Path], out: Path) -> dict:
+    """The `--history` report (see the module docstring); returns what OUT/validation.json holds."""
+    doc, lines = {}, ["| run | step | avg F1 | Δ vs step 0 | avg AUROC | yes share (gold) |",
+                      "|---|---:|---:|---:|---:|---:|"]
+    for name, run_dir in runs.items():
+        vals = validation_rows(run_dir)
+        start = vals[0]["val/avg_weighted_f1"]
+        best = max(vals, key=lambda r: r["val/avg_weighted_f1"])
+        datasets = [d for d in ORDER if f"val/weighted_f1/{d}" in vals[0]]
+        doc[name] = {"run_dir": str(run_dir), "best_step": best["step"], "steps": [
+            {"step": r["step"], "avg_weighted_f1": r["val/avg_weighted_f1"], "avg_auroc": r.get("val/avg_auroc"),
+             "pred_yes": r.get("val/binary/pred_yes"), "gold_yes": r.get("val/binary/gold_yes"),
+             "weighted_f1": {d: r[f"val/weighted_f1/{d}"] for d in datasets}} for r in vals]}
+        for r in vals:
+            yes = r.get("val/binary/pred_yes")
+            lines.append(f"| {name} | {r['step']} | {r['val/avg_weighted_f1']:.2f} | "
+                         f"{r['val/avg_weighted_f1'] - start:+.2f} | {r.get('val/avg_auroc', float('nan')):.3f} | "
+                         + ("" if yes is None else f"{yes:.3f} ({r['val/binary/gold_yes']:.3f})") + " |")
+    datasets = [d for d in ORDER if any(d in s["weighted_f1"] for v in doc.values() for s in v["steps"])]
+    lines += ["", "| run | step | " + " | ".join(datasets) + " |", "|---|---:|" + "---:|" * len(datasets)]
+    for name, v in doc.items():
+        shown = {v["steps"][0]["step"], v["best_step"], v["steps"][-1]["step"]}  # start, best, last
+        for s in v["steps"]:
+            if s["step"] in shown:
+                lines.append(f"| {name} | {s['step']}{' (best)' if s['step'] == v['best_step'] else ''} | " +
+                             " | ".join(f"{s['weighted_f1'].get(d, float('nan')):.1f}" for d in datasets) + " |")
+    md = "\n".join(lines) + ("\n\nIn-run validation (run_crpo.py `eval_every`): greedy reasoning, labels "
+                             "uncalibrated, the same val rows for every run of one config. " + NOTE)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "validation.md").write_text(md + "\n")
+    (out / "validation.json").write_text(json.dumps(doc, indent=2))
+    print(md)
+    return doc
 
 
 def report(names: list[str], args) -> dict:
@@ -205,7 +259,19 @@ def main(argv: list[str] | None = None) -> None:
                     help="a row from an evaluate.py JSON on a superset of the rows (e.g. sft_start=..., base=...)")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--train-only", action="store_true", help="train every run first, evaluate none")
+    ap.add_argument("--history", action="append", default=[], metavar="NAME=RUN_DIR",
+                    help="runs already trained: their in-run validation side by side (nothing is run)")
     args, args.overrides = ap.parse_known_args(argv)
+    if args.history:
+        runs = {}
+        for spec in args.history:
+            name, sep, run_dir = spec.partition("=")
+            if not sep or not (Path(run_dir) / "metrics.jsonl").is_file():
+                sys.exit(f"error: --history {spec!r}: give NAME=RUN_DIR, a run_crpo.py output folder with metrics.jsonl")
+            runs[name] = Path(run_dir)
+        history(runs, args.out)
+        print(f"[compare] wrote {args.out / 'validation.md'} and {entropy_figure(runs, args.out)}")
+        return
     names = args.runs.split(",")
     args.unseen = [ds for ds in list_datasets(args.data_dir, args.split) if ds not in list_datasets(args.data_dir, "train")]
     unknown = [n for n in names if n not in RUNS]
@@ -218,7 +284,8 @@ def main(argv: list[str] | None = None) -> None:
             for name in names:
                 evaluate(name, args)
     report(names, args)
-    print(f"[compare] wrote {args.out / 'comparison.md'} and {entropy_figure(names, args)}")
+    figure = entropy_figure({name: args.out / name for name in names}, args.out)
+    print(f"[compare] wrote {args.out / 'comparison.md'} and {figure}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 import json
 from argparse import Namespace
 
+import pytest
+
 from training.compare import RUNS, report, uncalibrated
 from training.eval_report import Prediction, results_report
 
@@ -94,3 +96,31 @@ def test_eval_paths_per_split_and_the_clipping_note(tmp_path):
     args = Namespace(out=out, reference=[], eval_limit=None, split="test", max_steps=1, config="c.yaml", unseen=[])
     report(["crpo"], args)
     assert "clip-higher is inert" in (out / "comparison.md").read_text()
+
+
+def val_row(step, f1, yes, dr):
+    return {"step": step, "val/avg_weighted_f1": f1, "val/avg_auroc": 0.6, "val/binary/pred_yes": yes,
+            "val/binary/gold_yes": 0.5, "val/weighted_f1/DR": dr, "val/weighted_f1/SAD": 2 * f1 - dr}
+
+
+def test_history_tabulates_each_runs_validation_and_its_best_step(tmp_path, capsys):
+    from training.compare import main
+
+    for name, vals in {"crpo": [(0, 50.0, 0.5, 60.0), (20, 53.0, 0.55, 70.0), (40, 51.0, 0.6, 64.0)],
+                       "grpo": [(0, 50.0, 0.5, 60.0), (20, 47.0, 0.7, 50.0)]}.items():
+        (tmp_path / name).mkdir()
+        rows = [val_row(*v) for v in vals] + [{"step": 1, "loss": 0.1, "crpo/entropy/reaction": 1.5}]
+        rows.append(val_row(20, 54.0, 0.55, 70.0) if name == "crpo" else {"step": 2, "loss": 0.2})  # resumed
+        (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "cmp"
+    main(["--history", f"crpo={tmp_path / 'crpo'}", "--history", f"grpo={tmp_path / 'grpo'}", "--out", str(out)])
+    doc = json.loads((out / "validation.json").read_text())
+    assert doc["crpo"]["best_step"] == 20 and doc["grpo"]["best_step"] == 0
+    assert [s["avg_weighted_f1"] for s in doc["crpo"]["steps"]] == [50.0, 54.0, 51.0]  # the resumed step's last
+    assert doc["grpo"]["steps"][1]["pred_yes"] == 0.7
+    md = (out / "validation.md").read_text()
+    assert "| crpo | 20 | 54.00 | +4.00 | 0.600 | 0.550 (0.500) |" in md
+    assert "| crpo | 20 (best) | 70.0 | 38.0 |" in md and "| grpo | 0 (best) |" in md
+    assert (out / "stage_entropy.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="NAME=RUN_DIR"):
+        main(["--history", str(tmp_path / "crpo"), "--out", str(out)])
