@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -224,7 +225,7 @@ def test_batch_interrupted_and_resumed_in_process_gives_the_labels_of_url_to_the
     """The embedded default model over a CSV with bad rows: sent to the live test service with --url (the
     reference), then assessed in-process, interrupted by SIGINT and resumed by the same command. One file
     serves both checks (resume, and in-process = --url), so only two engines start (~30 s each): the two
-    in-process runs."""
+    in-process runs; the --url run goes beside the first one's start."""
     rows = [("p1", "I cannot get out of bed and nothing I used to love feels worth it anymore."),
             ("p2", ""),
             ("p3", "Had a great weekend hiking with friends, feeling rested and happy."),
@@ -238,10 +239,11 @@ def test_batch_interrupted_and_resumed_in_process_gives_the_labels_of_url_to_the
     common = [str(src), "--tasks", "DR,dreaddit", "--max-tokens", "32", "--concurrency", "2"]
     in_process = [*common, "--kv-cache-gib", "0.5", "--max-text-chars", "2000"]
 
-    remote = cli(*common, "--output", str(tmp_path / "remote.jsonl"), "--url", server.url,
-                 env={**os.environ, "MENTAL_R1_API_KEY": API_KEY})
-    assert remote.returncode == 0, remote.stderr[-3000:]
-    ref = read(tmp_path / "remote.jsonl")
+    # the reference runs in a thread beside the in-process run's engine start (~40 s of one core)
+    pool = ThreadPoolExecutor(1)
+    remote_run = pool.submit(cli, *common, "--output", str(tmp_path / "remote.jsonl"), "--url", server.url,
+                             env={**os.environ, "MENTAL_R1_API_KEY": API_KEY})
+    pool.shutdown(wait=False)
 
     part = tmp_path / "part.jsonl"
     # SIGINT as a terminal's Ctrl-C delivers it: a child inherits an ignored SIGINT, so this process must not
@@ -265,6 +267,10 @@ def test_batch_interrupted_and_resumed_in_process_gives_the_labels_of_url_to_the
     assert proc.returncode != 0 and "run the same command to resume" in err, \
         f"returncode {proc.returncode}, {lines_written()} lines: {err[-2000:]}"
     assert 2 <= len(written.splitlines()) < len(rows)
+
+    remote = remote_run.result()
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    ref = read(tmp_path / "remote.jsonl")
 
     resumed = cli(*in_process, "--output", str(part))
     assert resumed.returncode == 0, resumed.stderr[-3000:]

@@ -2,7 +2,8 @@
 
 A fault ends a service, so the tests that cause one do it to a shared service as its last user (`stops_server`,
 tests/app/conftest.py): the engine dying under load is `flag_all_server`'s, the killed API process is
-`tiny_server`'s. The idle engine death needs a service of its own (a shared one can be ended only once).
+`tiny_server`'s. The idle engine death needs a service of its own (a shared one can be ended only once):
+`idle_death_server`, started with the shared ones.
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 import httpx
 import psutil
 import pytest
-
-from .conftest import Server
 
 pytestmark = pytest.mark.slow
 
@@ -71,17 +70,10 @@ def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
     return [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-@pytest.fixture
-def tiny_model(tmp_path, base_model_dir):
-    from training.models import build_tiny_model
-
-    return build_tiny_model(base_model_dir, tmp_path / "tiny", seed=0)
-
-
-def test_engine_death_while_idle_is_noticed_and_shutdown_does_not_hang(tmp_path, tiny_model):
-    srv = Server(tmp_path, MENTAL_R1_MODEL=str(tiny_model))
+@pytest.mark.stops_server("idle_death_server")
+def test_engine_death_while_idle_is_noticed_and_shutdown_does_not_hang(idle_death_server):
+    srv = idle_death_server  # a tiny model of its own, started with the shared services
     try:
-        srv.wait_ready()
         for pid in engine_core_pids(srv.proc.pid):  # no request in flight: nothing else will notice
             os.kill(pid, signal.SIGKILL)
         with srv.client(key=None, timeout=30) as c:
