@@ -120,6 +120,10 @@ class CRPOConfig(GRPOConfig):
         "help": "Every optimizer step takes its prompts from one task, spread over its labels "
                 "(training/step_order.py); needs ≥ 2 prompts per step. Sets shuffle_dataset false (the order is "
                 "shuffled by step instead)."})
+    tasks_per_step: int = field(default=1, metadata={
+        "help": "With paired_steps: a step holds this many tasks of different datasets, each with "
+                "prompts_per_step / tasks_per_step prompts spread over its labels (training/step_order.py). "
+                "1: the whole step is one task."})
     step_order: str = field(default="shuffled", metadata={
         "help": "With paired_steps: shuffled (the steps' tasks in a seeded shuffle) | round_robin (rounds of one "
                 "step per dataset, so every dataset is visited once every len(datasets) steps; "
@@ -229,6 +233,10 @@ class CRPOConfig(GRPOConfig):
                              f"{self.generation_batch_size // self.num_generations} (generation_batch_size "
                              f"{self.generation_batch_size} / num_generations {self.num_generations}). Raise "
                              "per_device_train_batch_size or gradient_accumulation_steps, or set paired_steps: false")
+        if self.paired_steps and (self.tasks_per_step < 1 or self.prompts_per_step % self.tasks_per_step
+                                  or self.prompts_per_step // self.tasks_per_step < 2):
+            raise ValueError(f"tasks_per_step {self.tasks_per_step} must divide the {self.prompts_per_step} prompts "
+                             "of a step into parts of ≥ 2 (one task's labels are paired within its part)")
 
     @property
     def betas(self) -> tuple[float, ...]:

@@ -69,7 +69,7 @@ def build_trainer(run: RunArguments, cfg: CRPOConfig, callbacks=()) -> tuple[CRP
     examples = select_examples(train, run.samples_per_dataset, cfg.seed, balanced=run.balanced)
     if cfg.paired_steps:
         examples = paired_order(examples, cfg.prompts_per_step, cfg.seed,
-                                rotate_datasets=cfg.step_order == "round_robin")
+                                rotate_datasets=cfg.step_order == "round_robin", tasks_per_step=cfg.tasks_per_step)
     log.info("training on %d examples from %s; reward weights %s", len(examples),
              sorted({e.dataset for e in examples}), json.dumps(dataclasses.asdict(weights)))
 

@@ -17,6 +17,11 @@ holds one chunk of each dataset that has chunks left, datasets in a fresh seeded
 the chunks shuffled, the sixth v2 run's first 20 steps held DR, dreaddit, SAD and Irf 4 times each,
 MultiWD 3, loneliness 1, CAMS and t-sid never, so one task's label prior pushed the shared "Yes,"/"No," token
 several times before the tasks that would pull it back were visited (docs/training.md).
+
+`tasks_per_step=k` (CRPOConfig `tasks_per_step`) makes a step of k chunks of `per_step / k` prompts, each from a
+different dataset (each chunk still pairs its task's labels): with a large batch (16 prompts a step) one update then
+holds several tasks instead of 16 posts of one, so no update is one task's push alone. The chunks keep the order
+above; a chunk whose dataset the step already holds waits for the next step (`grouped`).
 """
 
 from __future__ import annotations
@@ -31,12 +36,16 @@ log = logging.getLogger(__name__)
 
 
 def paired_order(examples: Sequence[Example], per_step: int, seed: int,
-                 rotate_datasets: bool = False) -> list[Example]:
+                 rotate_datasets: bool = False, tasks_per_step: int = 1) -> list[Example]:
     """Examples reordered so that each consecutive block of `per_step` is one task with ≥ 2 labels (when the
     task has them; a single-label task's blocks are kept as they are). Examples that fit no block are dropped.
-    With `rotate_datasets`, the blocks come in rounds of one block per dataset (module docstring)."""
+    With `rotate_datasets`, the blocks come in rounds of one block per dataset (module docstring). With
+    `tasks_per_step` k > 1, each step is k blocks of per_step / k from k different datasets."""
+    if tasks_per_step < 1 or per_step % tasks_per_step:
+        raise ValueError(f"tasks_per_step must divide the {per_step} prompts of a step, got {tasks_per_step}")
+    step_size, per_step = per_step, per_step // tasks_per_step  # per_step is now one chunk's size
     if per_step < 2:
-        raise ValueError(f"pairing needs at least 2 prompts per step, got {per_step}")
+        raise ValueError(f"pairing needs at least 2 prompts per task in a step, got {per_step}")
     rng = random.Random(seed)
     by_task: dict[str, dict[str, list[Example]]] = {}
     for ex in examples:
@@ -59,10 +68,32 @@ def paired_order(examples: Sequence[Example], per_step: int, seed: int,
     rng.shuffle(chunks)
     if rotate_datasets:
         chunks = rotated(chunks, rng)
+    if tasks_per_step > 1:
+        steps = grouped(chunks, tasks_per_step)
+        dropped += sum(map(len, chunks)) - len(steps) * step_size
+        chunks = [chunk for step in steps for chunk in step]
     if dropped:
         log.info("paired order: %d of %d examples fit no step of %d prompts with two labels and are left out",
-                 dropped, len(examples), per_step)
+                 dropped, len(examples), step_size)
     return [ex for chunk in chunks for ex in chunk]
+
+
+def grouped(chunks: list[list[Example]], k: int) -> list[list[list[Example]]]:
+    """Steps of `k` chunks from `k` different datasets, taking the chunks in their order: a chunk whose dataset
+    the step being filled already holds waits for a later step. Chunks that can fill no step are left out."""
+    pending, steps = list(chunks), []
+    while pending:
+        step, waiting = [], []
+        for chunk in pending:
+            if len(step) < k and chunk[0].dataset not in {c[0].dataset for c in step}:
+                step.append(chunk)
+            else:
+                waiting.append(chunk)
+        if len(step) < k:
+            break
+        steps.append(step)
+        pending = waiting
+    return steps
 
 
 def rotated(chunks: list[list[Example]], rng: random.Random) -> list[list[Example]]:

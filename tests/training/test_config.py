@@ -106,6 +106,9 @@ def test_stage_term_stages_and_pairing():
     assert c.betas == (0.0, 0.0, 0.0, paper[3], 0.0)
     assert c.paired_steps and c.shuffle_dataset is False and c.prompts_per_step == 2  # TRL reads our order
     assert cfg(paired_steps=False).shuffle_dataset is True
+    assert cfg(per_device_train_batch_size=16, tasks_per_step=2).tasks_per_step == 2  # 4 prompts: 2 tasks x 2
+    with pytest.raises(ValueError, match="tasks_per_step 2 must divide the 2 prompts"):
+        cfg(per_device_train_batch_size=8, tasks_per_step=2)
 
 
 def test_v2_config_is_the_issue_19_recipe():

@@ -52,3 +52,30 @@ def test_round_robin_visits_every_dataset_once_a_round():
     assert sorted(datasets[6:8]) == sorted(datasets[8:10]) == ["DR", "SAD"]  # loneliness has run out
     assert datasets[10:] == ["DR"] * 4
     assert sorted(ex.text for ex in order) == sorted(ex.text for ex in paired_order(pool, 2, seed=0))  # same rows
+
+
+def test_tasks_per_step_mixes_datasets_each_with_both_classes():
+    loneliness = get_task("loneliness")
+    pool = rows(DR, "no", 8) + rows(DR, "yes", 8) + rows(SAD, "school", 4) + rows(SAD, "work", 4) + \
+        rows(loneliness, "yes", 2) + rows(loneliness, "no", 2)
+    order = paired_order(pool, 4, seed=0, rotate_datasets=True, tasks_per_step=2)
+    steps = [order[i:i + 4] for i in range(0, len(order), 4)]
+    assert len(order) % 4 == 0 and len({ex.text for ex in order}) == len(order)
+    for step in steps:
+        halves = [step[:2], step[2:]]
+        assert {h[0].dataset for h in halves} == {ex.dataset for ex in step} and len(halves[0]) == 2
+        assert halves[0][0].dataset != halves[1][0].dataset  # two datasets a step
+        assert all(len({ex.label for ex in h}) == 2 and len({ex.task.id for ex in h}) == 1 for h in halves)
+    # 14 pairs (DR 8, SAD 4, loneliness 2): a step takes one DR pair at most, so at most 6 steps; the chunks are
+    # taken in the round-robin order, not packed optimally (a SAD + loneliness step leaves a DR pair out)
+    assert 5 <= len(steps) <= 6 and sum("DR" in (s[0].dataset, s[2].dataset) for s in steps) >= len(steps) - 1
+    assert paired_order(pool, 4, seed=0, tasks_per_step=1) == paired_order(pool, 4, seed=0)  # the default
+    with pytest.raises(ValueError, match="must divide"):
+        paired_order(pool, 4, seed=0, tasks_per_step=3)
+    with pytest.raises(ValueError, match="at least 2 prompts per task"):
+        paired_order(pool, 4, seed=0, tasks_per_step=4)
+
+
+def test_a_dataset_left_alone_cannot_fill_a_mixed_step():
+    order = paired_order(rows(DR, "yes", 4) + rows(DR, "no", 4), 4, seed=0, tasks_per_step=2)
+    assert order == []  # every step needs two datasets; one dataset's chunks are all left out
