@@ -181,13 +181,13 @@ def launch(name: str, tmp_path_factory, base_model_dir) -> Server:
 
 
 @pytest.fixture(scope="package", autouse=True)
-def launched(tmp_path_factory, base_model_dir):
+def launched(request, tmp_path_factory):
     """Every shared service the selected tests use, started at once when tests/app starts (name → Server); its
     fixture takes it from here. Whatever no fixture took (a run stopped early) is stopped with tests/app."""
     servers: dict[str, Server] = {}
     try:
-        for name in _selected_services:
-            servers[name] = launch(name, tmp_path_factory, base_model_dir)
+        for name in _selected_services:  # none for a run of fast tests only: no base model needed then
+            servers[name] = launch(name, tmp_path_factory, request.getfixturevalue("base_model_dir"))
         yield servers
     finally:
         for srv in servers.values():
