@@ -43,9 +43,9 @@ def paired_order(examples: Sequence[Example], per_step: int, seed: int,
     `tasks_per_step` k > 1, each step is k blocks of per_step / k from k different datasets."""
     if tasks_per_step < 1 or per_step % tasks_per_step:
         raise ValueError(f"tasks_per_step must divide the {per_step} prompts of a step, got {tasks_per_step}")
-    step_size, per_step = per_step, per_step // tasks_per_step  # per_step is now one chunk's size
-    if per_step < 2:
-        raise ValueError(f"pairing needs at least 2 prompts per task in a step, got {per_step}")
+    chunk_size = per_step // tasks_per_step  # one task's prompts in a step
+    if chunk_size < 2:
+        raise ValueError(f"pairing needs at least 2 prompts per task in a step, got {chunk_size}")
     rng = random.Random(seed)
     by_task: dict[str, dict[str, list[Example]]] = {}
     for ex in examples:
@@ -59,9 +59,9 @@ def paired_order(examples: Sequence[Example], per_step: int, seed: int,
             labels = [lab for lab, q in queues.items() if q]
             rng.shuffle(labels)
             dealt.extend(queues[lab].pop() for lab in labels)
-        for i in range(0, len(dealt), per_step):
-            chunk = dealt[i:i + per_step]
-            if len(chunk) == per_step and (len({ex.label for ex in chunk}) > 1 or len(queues) == 1):
+        for i in range(0, len(dealt), chunk_size):
+            chunk = dealt[i:i + chunk_size]
+            if len(chunk) == chunk_size and (len({ex.label for ex in chunk}) > 1 or len(queues) == 1):
                 chunks.append(chunk)
             else:
                 dropped += len(chunk)
@@ -70,11 +70,11 @@ def paired_order(examples: Sequence[Example], per_step: int, seed: int,
         chunks = rotated(chunks, rng)
     if tasks_per_step > 1:
         steps = grouped(chunks, tasks_per_step)
-        dropped += sum(map(len, chunks)) - len(steps) * step_size
+        dropped += sum(map(len, chunks)) - len(steps) * per_step
         chunks = [chunk for step in steps for chunk in step]
     if dropped:
         log.info("paired order: %d of %d examples fit no step of %d prompts with two labels and are left out",
-                 dropped, len(examples), step_size)
+                 dropped, len(examples), per_step)
     return [ex for chunk in chunks for ex in chunk]
 
 
@@ -83,10 +83,11 @@ def grouped(chunks: list[list[Example]], k: int) -> list[list[list[Example]]]:
     the step being filled already holds waits for a later step. Chunks that can fill no step are left out."""
     pending, steps = list(chunks), []
     while pending:
-        step, waiting = [], []
+        step, datasets, waiting = [], set(), []
         for chunk in pending:
-            if len(step) < k and chunk[0].dataset not in {c[0].dataset for c in step}:
+            if len(step) < k and chunk[0].dataset not in datasets:
                 step.append(chunk)
+                datasets.add(chunk[0].dataset)
             else:
                 waiting.append(chunk)
         if len(step) < k:
