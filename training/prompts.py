@@ -85,3 +85,25 @@ def select_examples(examples: Sequence[Example], per_dataset: int | None, seed: 
                     out.extend(rng.sample(groups[t][lab], n))
     rng.shuffle(out)
     return out
+
+
+def select_continuation(examples: Sequence[Example], per_dataset: int, seed: int, balanced: bool,
+                        prior_per_dataset: int, prior_seed: int) -> list[Example]:
+    """The examples of a run that continues an earlier one: new examples first.
+
+    The earlier run selected `select_examples(examples, prior_per_dataset, prior_seed, balanced)`. Each dataset
+    here takes `per_dataset` examples from the rest (selected as `select_examples` does), and a dataset with
+    fewer unseen examples than that tops up with a seeded sample of the earlier run's, so every dataset keeps
+    its share of the mixture (the test-only datasets' small carved train parts are all seen once already).
+    """
+    prior = select_examples(examples, prior_per_dataset, prior_seed, balanced)
+    seen = {id(ex) for ex in prior}
+    new = select_examples([ex for ex in examples if id(ex) not in seen], per_dataset, seed, balanced)
+    rng = random.Random(seed)
+    out = list(new)
+    for name in sorted({ex.dataset for ex in examples}):
+        have = sum(ex.dataset == name for ex in new)
+        old = [ex for ex in prior if ex.dataset == name]
+        out.extend(rng.sample(old, min(len(old), per_dataset - have)) if have < per_dataset else [])
+    rng.shuffle(out)
+    return out

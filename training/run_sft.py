@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer, TrlParser
 
@@ -46,7 +46,7 @@ from training.checkpoints import AtomicCheckpointMixin, resume_checkpoint
 from training.config import RunArguments, bf16_where_native
 from training.export import export_checkpoint, metrics_table, versions
 from training.models import build_tiny_model, resolve_model_path
-from training.prompts import prompt_for, select_examples
+from training.prompts import prompt_for, select_continuation, select_examples
 from training.run_log import JsonlMetricsCallback, final_metrics, read_jsonl
 from training.sft_targets import sft_target
 from training.validation import ValidationMixin, validation_set
@@ -75,6 +75,14 @@ class SFTRunArguments(RunArguments):
         "help": "Modules to adapt (default: all linear layers of the decoder)."})
     merge_lora: bool = field(default=True, metadata={
         "help": "Merge the adapter into the weights so final/ is a full checkpoint; false saves the adapter."})
+    merge_adapter: bool = field(default=False, metadata={
+        "help": "SFT continues `adapter` itself (its rank, alpha and modules; lora_* are ignored): false is the "
+                "only supported value here."})
+    prior_samples_per_dataset: int | None = field(default=None, metadata={
+        "help": "When continuing `adapter`: the samples_per_dataset of the run that trained it (with prior_seed). "
+                "Its examples come last: each dataset takes samples_per_dataset unseen examples and tops up with "
+                "seen ones only when it has too few (training/prompts.py select_continuation)."})
+    prior_seed: int = field(default=42, metadata={"help": "The seed of the run that trained `adapter`."})
 
 
 @dataclass
@@ -221,8 +229,14 @@ def main(argv: list[str] | None = None) -> Path:
     source = resolve_model_path(run.model_name_or_path)
     model_path = build_tiny_model(source, out_dir / "tiny_init", cfg.seed) if run.tiny_model else source
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    examples = select_examples(load_split(run.data_dir, "train", run.datasets), run.samples_per_dataset, cfg.seed,
-                               balanced=run.balanced)
+    train = load_split(run.data_dir, "train", run.datasets)
+    if run.prior_samples_per_dataset is not None:
+        if run.samples_per_dataset is None:
+            raise SystemExit("error: prior_samples_per_dataset needs samples_per_dataset (new examples per dataset)")
+        examples = select_continuation(train, run.samples_per_dataset, cfg.seed, run.balanced,
+                                       run.prior_samples_per_dataset, run.prior_seed)
+    else:
+        examples = select_examples(train, run.samples_per_dataset, cfg.seed, balanced=run.balanced)
     rows, dropped = sft_rows(tokenizer, examples, run, cfg.max_length)
     log.info("SFT rows: %d of %d examples; dropped %s", len(rows), len(examples), dropped)
     if not rows:
@@ -230,7 +244,12 @@ def main(argv: list[str] | None = None) -> Path:
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, run.dtype))
     peft_config = None
-    if run.use_peft:
+    if run.adapter:  # continue an SFT adapter: its weights are the start, training goes on in them
+        if run.merge_adapter:
+            raise SystemExit("error: run_sft continues --adapter in place; merge_adapter: true is run_crpo's mode")
+        model = PeftModel.from_pretrained(model, run.adapter, is_trainable=True)
+        log.info("continuing the LoRA adapter %s", run.adapter)
+    elif run.use_peft:
         peft_config = LoraConfig(task_type="CAUSAL_LM", r=run.lora_r, lora_alpha=run.lora_alpha,
                                  lora_dropout=run.lora_dropout, bias="none",
                                  target_modules=run.lora_target_modules or "all-linear")
@@ -261,7 +280,8 @@ def main(argv: list[str] | None = None) -> Path:
               "selected_step": best["step"] if best else trainer.state.global_step,
               "validation": {"best": best, "history": trainer.validation.tracker.history} if trainer.validation else None,
               "dropped": dropped, "versions": versions()}
-    if run.use_peft and not run.merge_lora:
+    lora = run.use_peft or bool(run.adapter)
+    if lora and not run.merge_lora:
         def build(tmp: Path) -> None:
             trainer.model.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
@@ -270,18 +290,19 @@ def main(argv: list[str] | None = None) -> Path:
         publish_folder(final_dir, build)
         log.info("LoRA adapter: %s", final_dir)
         return final_dir
-    model = trainer.model.merge_and_unload() if run.use_peft else trainer.model
+    model = trainer.model.merge_and_unload() if lora else trainer.model
     card = {
         "model_name": f"Mental-R1 cold-start SFT ({Path(str(source)).name})",
         "summary": "Supervised cold start that teaches the five-stage appraisal format (training/run_sft.py); "
                    "the starting point for CRPO, not a finished assessor.",
-        "base_model": str(model_path), "algorithm": "sft" + (" (LoRA, merged)" if run.use_peft else " (full)"),
+        "base_model": str(model_path), "algorithm": "sft" + (" (LoRA, merged)" if lora else " (full)"),
         "data": f"{run.data_dir} — {', '.join(sorted({e.dataset for e in examples}))} (train split, IMHI "
                 "explanations laid out across the stages)",
         "examples": str(len(rows)), "steps": str(trainer.state.global_step), "schedule": "n/a (no RL)",
         "settings": f"lr {cfg.learning_rate}, max_length {cfg.max_length}, reasoning budget "
                     f"{run.max_reasoning_tokens} tokens, label weight {run.label_weight}, direct rows {run.direct_rows}"
-                    + (f", LoRA r {run.lora_r} alpha {run.lora_alpha}" if run.use_peft else ""),
+                    + (f", LoRA r {run.lora_r} alpha {run.lora_alpha}" if run.use_peft and not run.adapter else "")
+                    + (f", continuing the adapter {run.adapter}" if run.adapter else ""),
         "versions": versions(), "metrics": metrics_table(metrics)}
     final = export_checkpoint(model, tokenizer, final_dir, record, card)
     log.info("final checkpoint: %s", final)

@@ -1,7 +1,7 @@
 from mental_r1.contract import PREFILL
 from mental_r1.data import Example
 from mental_r1.tasks import get_task
-from training.prompts import prompt_for, rl_rows, select_examples
+from training.prompts import prompt_for, rl_rows, select_continuation, select_examples
 
 DR = get_task("DR")
 SAD = get_task("SAD")
@@ -44,3 +44,21 @@ def test_balanced_selection_spreads_over_tasks_and_labels():
     assert len({e.text for e in sel}) == len(sel) == 20
     # unbalanced selection keeps the natural proportions (seeded)
     assert [e.text for e in select_examples(ex, 10, seed=0)] == [e.text for e in select_examples(ex, 10, seed=0)]
+
+
+def test_a_continuation_takes_new_examples_first_and_tops_up_small_datasets_with_seen_ones():
+    ex = ([Example("DR", DR, f"y{i}", "yes") for i in range(20)] + [Example("DR", DR, f"n{i}", "no") for i in range(20)]
+          + [Example("SAD", SAD, f"s{i}", "work") for i in range(5)])
+    prior = select_examples(ex, 10, seed=42, balanced=True)
+    cont = select_continuation(ex, 10, seed=7, balanced=True, prior_per_dataset=10, prior_seed=42)
+    seen = {e.text for e in prior}
+    dr = [e for e in cont if e.dataset == "DR"]
+    assert len(dr) == 10 and not seen & {e.text for e in dr}  # DR has 30 unseen: all new
+    assert sorted(e.label for e in dr) == ["no"] * 5 + ["yes"] * 5  # still balanced
+    sad = [e.text for e in cont if e.dataset == "SAD"]
+    assert sorted(sad) == sorted(f"s{i}" for i in range(5))  # all 5 seen before: replayed, none twice
+    assert [e.text for e in cont] == [e.text for e in select_continuation(ex, 10, 7, True, 10, 42)]  # seeded
+    # more new examples asked for than there are: the unseen ones, then seen ones up to the quota
+    big = select_continuation(ex, 35, seed=7, balanced=True, prior_per_dataset=10, prior_seed=42)
+    dr_big = [e.text for e in big if e.dataset == "DR"]
+    assert len(dr_big) == len(set(dr_big)) == 35 and len(set(dr_big) - seen) == 30

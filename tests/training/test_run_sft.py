@@ -77,6 +77,28 @@ def test_sft_validates_the_direct_decision_and_keeps_the_best_weights(tmp_path, 
     kept = {k.replace(".default", ""): v for k, v in load_file(tmp_path / BEST_DIR / "trainable.safetensors").items()}
     assert set(kept) == set(saved) and all(torch.equal(saved[k], kept[k]) for k in saved)
 
+def test_sft_continues_an_adapter_on_new_examples(tmp_path, data_dir):
+    """--adapter: the start is the earlier run's adapter (its step-0 validation is that run's best score), the
+    training goes on in the same adapter (same tensors, new values), on examples the earlier run did not see."""
+    from training.validation import HISTORY_FILE
+
+    lora = ("--use_peft", "true", "--lora_r", "4", "--lora_alpha", "8", "--merge_lora", "false",
+            "--eval_every", "1", "--eval_rows_per_dataset", "3")
+    first = run_sft(tmp_path / "a", data_dir, *lora)
+    cont = run_sft(tmp_path / "b", data_dir, *lora, "--adapter", str(first), "--prior_samples_per_dataset", "2",
+                   "--prior_seed", "0", "--learning_rate", "0.05")
+    best = json.loads((tmp_path / "a" / HISTORY_FILE).read_text())["best"]["score"]
+    start = json.loads((tmp_path / "b" / HISTORY_FILE).read_text())["history"][0]
+    assert start["step"] == 0 and start["score"] == pytest.approx(best)
+    before, after = load_file(first / "adapter_model.safetensors"), load_file(cont / "adapter_model.safetensors")
+    assert set(before) == set(after) and all(before[k].shape == after[k].shape for k in before)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    record = json.loads((cont / "mental_r1_run.json").read_text())
+    assert record["run"]["adapter"] == str(first) and record["run"]["prior_samples_per_dataset"] == 2
+    with pytest.raises(SystemExit, match="in place"):
+        run_sft(tmp_path / "c", data_dir, *lora, "--adapter", str(first), "--merge_adapter", "true")
+
+
 def test_sft_rows_are_the_prompt_ids_followed_by_the_target_ids(tokenizer):
     from mental_r1.data import Example
     from mental_r1.tasks import get_task
@@ -195,3 +217,15 @@ def test_the_shipped_recipe_config_parses():
     run, cfg = TrlParser((SFTRunArguments, ColdStartSFTConfig)).parse_args_and_config(["--config", str(config)])
     assert run.direct_rows and run.label_weight > 1 and run.max_reasoning_tokens
     assert run.use_peft and not run.merge_lora and cfg.bf16 == native_bf16() and cfg.eval_every > 0
+
+
+def test_the_continuation_config_parses():
+    from trl import TrlParser
+
+    from training.run_sft import ColdStartSFTConfig, SFTRunArguments
+
+    config = Path(__file__).resolve().parents[2] / "training" / "configs" / "sft_smollm2_v2_3.yaml"
+    run, cfg = TrlParser((SFTRunArguments, ColdStartSFTConfig)).parse_args_and_config(["--config", str(config)])
+    assert run.adapter and not run.merge_adapter and not run.merge_lora
+    assert run.prior_samples_per_dataset == 400 and run.prior_seed == 42 and cfg.seed != run.prior_seed
+    assert run.direct_rows and run.label_weight > 1 and cfg.eval_every > 0
