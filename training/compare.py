@@ -166,8 +166,8 @@ def validation_rows(run_dir: Path) -> list[dict]:
 
 def history(runs: dict[str, Path], out: Path) -> dict:
     """The `--history` report (see the module docstring); returns what OUT/validation.json holds."""
-    doc, lines = {}, ["| run | step | avg F1 | Δ vs step 0 | avg AUROC | yes share (gold) |",
-                      "|---|---:|---:|---:|---:|---:|"]
+    doc, lines = {}, ["| run | step | avg F1 | Δ vs step 0 | avg AUROC | avg log P(gold) | yes share (gold) |",
+                      "|---|---:|---:|---:|---:|---:|---:|"]
     for name, run_dir in runs.items():
         vals = validation_rows(run_dir)
         start = vals[0]["val/avg_weighted_f1"]
@@ -175,12 +175,13 @@ def history(runs: dict[str, Path], out: Path) -> dict:
         datasets = [d for d in ORDER if f"val/weighted_f1/{d}" in vals[0]]
         doc[name] = {"run_dir": str(run_dir), "best_step": best["step"], "steps": [
             {"step": r["step"], "avg_weighted_f1": r["val/avg_weighted_f1"], "avg_auroc": r.get("val/avg_auroc"),
-             "pred_yes": r.get("val/binary/pred_yes"), "gold_yes": r.get("val/binary/gold_yes"),
+             "avg_log_p_gold": r.get("val/avg_log_p_gold"), "pred_yes": r.get("val/binary/pred_yes"), "gold_yes": r.get("val/binary/gold_yes"),
              "weighted_f1": {d: r[f"val/weighted_f1/{d}"] for d in datasets}} for r in vals]}
         for r in vals:
             yes = r.get("val/binary/pred_yes")
             lines.append(f"| {name} | {r['step']} | {r['val/avg_weighted_f1']:.2f} | "
                          f"{r['val/avg_weighted_f1'] - start:+.2f} | {r.get('val/avg_auroc', float('nan')):.3f} | "
+                         + ("n/a" if "val/avg_log_p_gold" not in r else f"{r['val/avg_log_p_gold']:.3f}") + " | "
                          + ("" if yes is None else f"{yes:.3f} ({r['val/binary/gold_yes']:.3f})") + " |")
     datasets = [d for d in ORDER if any(d in s["weighted_f1"] for v in doc.values() for s in v["steps"])]
     lines += ["", "| run | step | " + " | ".join(datasets) + " |", "|---|---:|" + "---:|" * len(datasets)]

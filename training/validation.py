@@ -13,7 +13,10 @@ Logged as one metrics.jsonl row per validation (`val/...`): weighted F1 per data
 dataset's tasks by rows; threshold-free, so a shift of every row towards one label, which the calibration's
 per-label bias undoes, leaves it unchanged while it moves F1 and the "yes" share); and over yes/no rows the fraction predicted "yes" beside the
 gold fraction (`val/binary/pred_yes`, `val/binary/gold_yes`; issue 19's collapse check: stay within 10
-points of the start's), and the validation's wall time (`val/seconds`). The best validation's trainable weights go to `output_dir/best/` and final/ is
+points of the start's), the mean log-probability of the gold label per dataset and its mean over datasets
+(`val/log_p_gold/<dataset>`, `val/avg_log_p_gold`: the label_logprob reward on held-out posts, a proper score
+that moves with every row's probability, so it resolves changes that flip too few argmax labels for F1 to
+see), and the validation's wall time (`val/seconds`). The best validation's trainable weights go to `output_dir/best/` and final/ is
 built from them; `output_dir/validation.json` holds the history (resume reads it back). Training stops
 once `eval_patience` validations in a row score below the best.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,6 +52,7 @@ SCORE = "val/avg_weighted_f1"
 HISTORY_FILE = "validation.json"
 BEST_DIR = "best"
 BEST_WEIGHTS = "trainable.safetensors"
+MIN_P = 1e-6  # log P(gold) floor: a label scored at exactly 0 stays finite
 
 
 def validation_examples(data_dir: str | Path, datasets: Sequence[str], per_dataset: int) -> list[Example]:
@@ -92,11 +97,14 @@ def label_auroc(examples: Sequence[Example], probabilities: Sequence[Sequence[fl
 def validation_metrics(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> dict[str, float]:
     """From P(label) per row (in the task's label order): weighted F1 of the most probable label per dataset and
     their mean; over yes/no rows, the predicted and gold "yes" fractions; the AUROC per dataset (label_auroc) and
-    its mean."""
+    its mean; the mean log P(gold) per dataset (floored at P = 1e-6) and its mean."""
     by_ds: dict[str, tuple[list[str], list[str]]] = {}
+    log_p_gold: dict[str, list[float]] = {}
     yes_pred, yes_gold = [], []
     for ex, probs in zip(examples, probabilities, strict=True):
         pred = argmax_label(ex, probs)
+        log_p_gold.setdefault(ex.dataset, []).append(math.log(max(probs[ex.task.label_names.index(ex.label)],
+                                                                  MIN_P)))
         gold, preds = by_ds.setdefault(ex.dataset, ([], []))
         gold.append(ex.label)
         preds.append(pred)
@@ -112,6 +120,9 @@ def validation_metrics(examples: Sequence[Example], probabilities: Sequence[Sequ
     out.update({f"val/auroc/{ds}": value for ds, value in aurocs.items()})
     if aurocs:
         out["val/avg_auroc"] = sum(aurocs.values()) / len(aurocs)
+    means = {ds: sum(v) / len(v) for ds, v in sorted(log_p_gold.items())}
+    out.update({f"val/log_p_gold/{ds}": value for ds, value in means.items()})
+    out["val/avg_log_p_gold"] = sum(means.values()) / len(means)
     return out
 
 

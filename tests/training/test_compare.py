@@ -111,6 +111,8 @@ def test_history_tabulates_each_runs_validation_and_its_best_step(tmp_path, caps
         (tmp_path / name).mkdir()
         rows = [val_row(*v) for v in vals] + [{"step": 1, "loss": 0.1, "crpo/entropy/reaction": 1.5}]
         rows.append(val_row(20, 54.0, 0.55, 70.0) if name == "crpo" else {"step": 2, "loss": 0.2})  # resumed
+        if name == "grpo":  # logs since the log P(gold) column carry it; older ones show n/a
+            rows[1]["val/avg_log_p_gold"] = -0.75
         (tmp_path / name / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "cmp"
     main(["--history", f"crpo={tmp_path / 'crpo'}", "--history", f"grpo={tmp_path / 'grpo'}", "--out", str(out)])
@@ -119,7 +121,9 @@ def test_history_tabulates_each_runs_validation_and_its_best_step(tmp_path, caps
     assert [s["avg_weighted_f1"] for s in doc["crpo"]["steps"]] == [50.0, 54.0, 51.0]  # the resumed step's last
     assert doc["grpo"]["steps"][1]["pred_yes"] == 0.7
     md = (out / "validation.md").read_text()
-    assert "| crpo | 20 | 54.00 | +4.00 | 0.600 | 0.550 (0.500) |" in md
+    assert "| crpo | 20 | 54.00 | +4.00 | 0.600 | n/a | 0.550 (0.500) |" in md
+    assert "| grpo | 20 | 47.00 | -3.00 | 0.600 | -0.750 | 0.700 (0.500) |" in md
+    assert doc["grpo"]["steps"][1]["avg_log_p_gold"] == -0.75 and doc["crpo"]["steps"][0]["avg_log_p_gold"] is None
     assert "| crpo | 20 (best) | 70.0 | 38.0 |" in md and "| grpo | 0 (best) |" in md
     assert (out / "stage_entropy.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="NAME=RUN_DIR"):

@@ -1,4 +1,5 @@
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -44,6 +45,18 @@ def test_validation_metrics():
     # (a tie: 0.5), P(school) 0 on both (0.5); labels absent from the gold rows have no AUROC
     assert m["val/auroc/DR"] == pytest.approx(0.75) and m["val/auroc/SAD"] == pytest.approx(0.5)
     assert m["val/avg_auroc"] == pytest.approx(0.625)
+    # one-hot: right rows log 1 = 0, wrong rows the floor log 1e-6; DR 1 wrong of 4, SAD 1 of 2
+    floor = math.log(1e-6)
+    assert m["val/log_p_gold/DR"] == pytest.approx(floor / 4) and m["val/log_p_gold/SAD"] == pytest.approx(floor / 2)
+    assert m["val/avg_log_p_gold"] == pytest.approx((floor / 4 + floor / 2) / 2)
+
+
+def test_log_p_gold_sees_a_change_that_flips_no_label():
+    rows = [ex(DR, "yes"), ex(DR, "no")]
+    a = validation_metrics(rows, [[0.6, 0.4], [0.4, 0.6]])
+    b = validation_metrics(rows, [[0.8, 0.2], [0.2, 0.8]])  # the same labels, more sure of the gold ones
+    assert a[SCORE] == b[SCORE] == 100.0
+    assert a["val/avg_log_p_gold"] == pytest.approx(math.log(0.6)) and b["val/avg_log_p_gold"] == pytest.approx(math.log(0.8))
 
 
 def test_auroc_ignores_a_shift_towards_one_label_that_f1_and_the_yes_share_see():
