@@ -17,11 +17,10 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+from bench.engines import run_variants
 from bench.provenance import REPO, provenance
 
 DTYPES = ("float32", "bfloat16")
@@ -95,20 +94,9 @@ def main(argv: list[str] | None = None) -> None:
         from mental_r1.default_model import ensure_default_model
 
         args.model = str(ensure_default_model())
-    prompts_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-dtype-{os.getpid()}.json"
-    prompts_file.write_text(json.dumps(service_prompts(args.data_dir, args.model, args.prompts)))
-    result = {"matmul_gflops_1024": {d: round(matmul_gflops(d), 1) for d in DTYPES}, "vllm_decode": {}}
-    try:
-        for dtype in DTYPES:
-            proc = subprocess.run([sys.executable, "-m", "bench.dtype", "--model", args.model, "--max-tokens",
-                                   str(args.max_tokens), "--child", dtype, str(prompts_file)],
-                                  cwd=REPO, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"the {dtype} engine failed:\n{proc.stderr[-3000:]}")
-            result["vllm_decode"][dtype] = json.loads(Path(f"{prompts_file}.{dtype}").read_text())
-    finally:
-        for path in (prompts_file, *(Path(f"{prompts_file}.{d}") for d in DTYPES)):
-            path.unlink(missing_ok=True)
+    result = {"matmul_gflops_1024": {d: round(matmul_gflops(d), 1) for d in DTYPES},
+              "vllm_decode": run_variants("bench.dtype", args.model, args.max_tokens, DTYPES,
+                                          service_prompts(args.data_dir, args.model, args.prompts))}
     dec = result["vllm_decode"]
     result["fp32_over_bf16"] = {
         "matmul": round(result["matmul_gflops_1024"]["float32"] / result["matmul_gflops_1024"]["bfloat16"], 2),

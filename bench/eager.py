@@ -18,12 +18,11 @@ import datetime as dt
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from bench.dtype import service_prompts
+from bench.engines import run_variants
 from bench.provenance import REPO, provenance
 
 MODES = {"eager": True, "compiled": False}  # mode → enforce_eager
@@ -84,20 +83,8 @@ def main(argv: list[str] | None = None) -> None:
 
         args.model = str(ensure_default_model())
     prompts = service_prompts(args.data_dir, args.model, args.sequential + args.prompts)
-    prompts_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-eager-{os.getpid()}.json"
-    prompts_file.write_text(json.dumps({"sequential": prompts[:args.sequential], "batch": prompts[args.sequential:]}))
-    result: dict = {"modes": {}}
-    try:
-        for mode in MODES:
-            proc = subprocess.run([sys.executable, "-m", "bench.eager", "--model", args.model, "--max-tokens",
-                                   str(args.max_tokens), "--child", mode, str(prompts_file)],
-                                  cwd=REPO, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise SystemExit(f"the {mode} engine failed:\n{proc.stderr[-3000:]}")
-            result["modes"][mode] = json.loads(Path(f"{prompts_file}.{mode}").read_text())
-    finally:
-        for path in (prompts_file, *(Path(f"{prompts_file}.{m}") for m in MODES)):
-            path.unlink(missing_ok=True)
+    result: dict = {"modes": run_variants("bench.eager", args.model, args.max_tokens, MODES,
+                                          {"sequential": prompts[:args.sequential], "batch": prompts[args.sequential:]})}
     eager, compiled = result["modes"]["eager"], result["modes"]["compiled"]
     result["compiled_over_eager"] = {
         "one_at_a_time_tokens_per_s": round(compiled["one_at_a_time"]["tokens_per_s"]
