@@ -175,7 +175,8 @@ def history(runs: dict[str, Path], out: Path) -> dict:
         datasets = [d for d in ORDER if f"val/weighted_f1/{d}" in vals[0]]
         doc[name] = {"run_dir": str(run_dir), "best_step": best["step"], "steps": [
             {"step": r["step"], "avg_weighted_f1": r["val/avg_weighted_f1"], "avg_auroc": r.get("val/avg_auroc"),
-             "avg_log_p_gold": r.get("val/avg_log_p_gold"), "pred_yes": r.get("val/binary/pred_yes"), "gold_yes": r.get("val/binary/gold_yes"),
+             "avg_log_p_gold": r.get("val/avg_log_p_gold"), "pred_yes": r.get("val/binary/pred_yes"),
+             "gold_yes": r.get("val/binary/gold_yes"),
              "weighted_f1": {d: r[f"val/weighted_f1/{d}"] for d in datasets}} for r in vals]}
         for r in vals:
             yes = r.get("val/binary/pred_yes")

@@ -44,7 +44,7 @@ from mental_r1.publish import publish_folder
 from training.checkpoints import write_json_atomic
 from training.evaluate import select
 from training.label_scoring import LabelScorer
-from training.rewards import is_binary
+from training.rewards import PROB_FLOOR, is_binary
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,6 @@ SCORE = "val/avg_weighted_f1"
 HISTORY_FILE = "validation.json"
 BEST_DIR = "best"
 BEST_WEIGHTS = "trainable.safetensors"
-MIN_P = 1e-6  # log P(gold) floor: a label scored at exactly 0 stays finite
 
 
 def validation_examples(data_dir: str | Path, datasets: Sequence[str], per_dataset: int) -> list[Example]:
@@ -97,14 +96,14 @@ def label_auroc(examples: Sequence[Example], probabilities: Sequence[Sequence[fl
 def validation_metrics(examples: Sequence[Example], probabilities: Sequence[Sequence[float]]) -> dict[str, float]:
     """From P(label) per row (in the task's label order): weighted F1 of the most probable label per dataset and
     their mean; over yes/no rows, the predicted and gold "yes" fractions; the AUROC per dataset (label_auroc) and
-    its mean; the mean log P(gold) per dataset (floored at P = 1e-6) and its mean."""
+    its mean; the mean log P(gold) per dataset (floored as the label_logprob reward floors it) and its mean."""
     by_ds: dict[str, tuple[list[str], list[str]]] = {}
     log_p_gold: dict[str, list[float]] = {}
     yes_pred, yes_gold = [], []
     for ex, probs in zip(examples, probabilities, strict=True):
         pred = argmax_label(ex, probs)
-        log_p_gold.setdefault(ex.dataset, []).append(math.log(max(probs[ex.task.label_names.index(ex.label)],
-                                                                  MIN_P)))
+        p_gold = probs[ex.task.label_names.index(ex.label)]
+        log_p_gold.setdefault(ex.dataset, []).append(math.log(max(p_gold, PROB_FLOOR)))  # as the reward floors it
         gold, preds = by_ds.setdefault(ex.dataset, ([], []))
         gold.append(ex.label)
         preds.append(pred)

@@ -8,6 +8,7 @@ from transformers import TrainerControl, TrainerState
 
 from mental_r1.data import Example
 from mental_r1.tasks import get_task
+from training.rewards import PROB_FLOOR
 from training.validation import (
     BEST_DIR,
     HISTORY_FILE,
@@ -45,8 +46,8 @@ def test_validation_metrics():
     # (a tie: 0.5), P(school) 0 on both (0.5); labels absent from the gold rows have no AUROC
     assert m["val/auroc/DR"] == pytest.approx(0.75) and m["val/auroc/SAD"] == pytest.approx(0.5)
     assert m["val/avg_auroc"] == pytest.approx(0.625)
-    # one-hot: right rows log 1 = 0, wrong rows the floor log 1e-6; DR 1 wrong of 4, SAD 1 of 2
-    floor = math.log(1e-6)
+    # one-hot: right rows log 1 = 0, wrong rows the label_logprob reward's floor; DR 1 wrong of 4, SAD 1 of 2
+    floor = math.log(PROB_FLOOR)
     assert m["val/log_p_gold/DR"] == pytest.approx(floor / 4) and m["val/log_p_gold/SAD"] == pytest.approx(floor / 2)
     assert m["val/avg_log_p_gold"] == pytest.approx((floor / 4 + floor / 2) / 2)
 
