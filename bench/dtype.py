@@ -20,7 +20,7 @@ import statistics
 import time
 from pathlib import Path
 
-from bench.engines import run_variants
+from bench.engines import add_child_arguments, run_variants
 from bench.provenance import REPO, provenance
 
 DTYPES = ("float32", "bfloat16")
@@ -77,12 +77,10 @@ def service_prompts(data_dir: Path, model: str, n: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.dtype", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="checkpoint folder; default: the embedded default model")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "imhi")
     p.add_argument("--prompts", type=int, default=16)
-    p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/dtype-<date>.json")
-    p.add_argument("--child", nargs=2, metavar=("DTYPE", "PROMPTS_JSON"), help=argparse.SUPPRESS)
+    add_child_arguments(p, "DTYPE")
     args = p.parse_args(argv)
     if args.child:  # the result goes to a file: vLLM writes its own lines to stdout
         dtype, prompts = args.child

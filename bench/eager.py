@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from bench.dtype import service_prompts
-from bench.engines import run_variants
+from bench.engines import add_child_arguments, run_variants
 from bench.provenance import REPO, provenance
 
 MODES = {"eager": True, "compiled": False}  # mode → enforce_eager
@@ -63,13 +63,11 @@ def run_mode(model: str, enforce_eager: bool, sequential: list[str], batch: list
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m bench.eager", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="checkpoint folder; default: the embedded default model")
     p.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data" / "imhi")
     p.add_argument("--sequential", type=int, default=8, help="prompts sent one at a time")
     p.add_argument("--prompts", type=int, default=32, help="prompts sent at once")
-    p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--output", type=Path, default=None, help="default: bench/results/eager-<date>.json")
-    p.add_argument("--child", nargs=2, metavar=("MODE", "PROMPTS_JSON"), help=argparse.SUPPRESS)
+    add_child_arguments(p, "MODE")
     args = p.parse_args(argv)
     if args.child:  # the result goes to a file: vLLM writes its own lines to stdout
         mode, prompts = args.child

@@ -6,6 +6,7 @@ result to PROMPTS_JSON.VARIANT (vLLM writes its own lines to stdout), which `run
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -14,6 +15,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.provenance import REPO
+
+
+def add_child_arguments(parser: argparse.ArgumentParser, variant: str, max_tokens: int = 128) -> None:
+    """The options `run_variants` passes to a child (and the parent's own --model, --max-tokens)."""
+    parser.add_argument("--model", default=None, help="checkpoint folder; default: the embedded default model")
+    parser.add_argument("--max-tokens", type=int, default=max_tokens)
+    parser.add_argument("--child", nargs=2, metavar=(variant, "PROMPTS_JSON"), help=argparse.SUPPRESS)
 
 
 def run_variants(module: str, model: str, max_tokens: int, variants: Iterable[str], prompts: object) -> dict:

@@ -5,17 +5,20 @@ import pytest
 
 from bench.engines import run_variants
 
-# A child in the protocol bench.dtype and bench.eager follow (python -m MODULE --model M --max-tokens N --child
-# VARIANT PROMPTS_JSON; the result in PROMPTS_JSON.VARIANT), without an engine: it echoes what it was given.
+# A child in the protocol bench.dtype and bench.eager follow (its options from add_child_arguments; the result in
+# PROMPTS_JSON.VARIANT), without an engine: it echoes what it was given.
 CHILD = """
-import json, sys
+import argparse, json, sys
 from pathlib import Path
-args = sys.argv[1:]
-variant, prompts = args[args.index("--child") + 1:args.index("--child") + 3]
+from bench.engines import add_child_arguments
+parser = argparse.ArgumentParser()
+add_child_arguments(parser, "VARIANT")
+args = parser.parse_args()
+variant, prompts = args.child
 if variant == "broken":
     sys.exit("no engine for you")
 Path(f"{prompts}.{variant}").write_text(json.dumps(
-    {"variant": variant, "model": args[args.index("--model") + 1], "prompts": json.loads(Path(prompts).read_text())}))
+    {"variant": variant, "model": args.model, "max_tokens": args.max_tokens, "prompts": json.loads(Path(prompts).read_text())}))
 """
 
 
@@ -29,7 +32,8 @@ def child_module(tmp_path, monkeypatch):
 
 def test_each_variant_runs_in_its_own_child_on_the_same_prompts(child_module, tmp_path):
     out = run_variants(child_module, "m", 8, ("a", "b"), {"batch": ["p1", "p2"]})
-    assert out == {v: {"variant": v, "model": "m", "prompts": {"batch": ["p1", "p2"]}} for v in ("a", "b")}
+    assert out == {v: {"variant": v, "model": "m", "max_tokens": 8, "prompts": {"batch": ["p1", "p2"]}}
+                   for v in ("a", "b")}
     assert [p.name for p in Path(tmp_path).iterdir() if p.name.endswith((".json", ".a", ".b"))] == []  # cleaned up
 
 
