@@ -102,8 +102,9 @@ def select_continuation(examples: Sequence[Example], per_dataset: int, seed: int
     rng = random.Random(seed)
     out = list(new)
     for name in sorted({ex.dataset for ex in examples}):
-        have = sum(ex.dataset == name for ex in new)
-        old = [ex for ex in prior if ex.dataset == name]
-        out.extend(rng.sample(old, min(len(old), per_dataset - have)) if have < per_dataset else [])
+        missing = per_dataset - sum(ex.dataset == name for ex in new)
+        if missing > 0:
+            old = [ex for ex in prior if ex.dataset == name]
+            out.extend(rng.sample(old, min(len(old), missing)))
     rng.shuffle(out)
     return out
