@@ -31,9 +31,9 @@ from pathlib import Path
 
 from mental_r1.decision import DecisionRule
 from mental_r1.metrics import weighted_f1
-from training.decision_sweep import apply_rule, choose, grid, sweep
+from training.decision_sweep import apply_rule, choose, grid, prediction, sweep
 
-Labeler = Callable[[dict], str]
+GREEDY, DIRECT = DecisionRule(0.0, 0), DecisionRule(1.0, 0)
 
 
 def paired_bootstrap(gold: dict[str, Sequence[str]], pred_a: dict[str, Sequence[str]],
@@ -80,18 +80,12 @@ def check_same_rows(a: list[dict], b: list[dict]) -> None:
                              f"{y['dataset']}/{y['task']}/{y['gold']}): not the same selection")
 
 
-def labeler(rule: DecisionRule) -> Labeler:
-    def label(row: dict) -> str:
-        lp, _ = apply_rule(rule, row)
-        return max(lp, key=lp.get)
-    return label
-
-
-def by_dataset(rows: list[dict], label_of: Callable[[dict], Labeler]) -> dict[str, list[str]]:
-    """Each row's label under the rule `label_of(dataset)` gives, grouped by dataset."""
+def labels(rows: list[dict], rule_of: Callable[[str], DecisionRule]) -> dict[str, list[str]]:
+    """Each row's label (decision_sweep.prediction) under its dataset's rule, grouped by dataset."""
     out: dict[str, list[str]] = {}
     for r in rows:
-        out.setdefault(r["dataset"], []).append(label_of(r["dataset"])(r))
+        lp, _ = apply_rule(rule_of(r["dataset"]), r)
+        out.setdefault(r["dataset"], []).append(prediction(r, lp).label)
     return out
 
 
@@ -106,13 +100,10 @@ def compare(rows_a: list[dict], rows_b: list[dict], samples: int, min_agreement:
     chosen = [choose(t, min_agreement, min_gain, f1_tolerance) for t in tables]
     out: dict = {"rows": {ds: len(g) for ds, g in gold.items()},
                  "chosen": [{ds: r.to_json() for ds, r in c.items()} for c in chosen], "decisions": {}}
-    decisions: dict[str, Callable[[int], Callable[[str], Labeler]]] = {
-        "greedy": lambda m: lambda ds: labeler(DecisionRule(0.0, 0)),
-        "direct": lambda m: lambda ds: labeler(DecisionRule(1.0, 0)),
-        "chosen": lambda m: lambda ds: labeler(chosen[m][ds]),
-    }
+    decisions: dict[str, list[Callable[[str], DecisionRule]]] = {  # per model: dataset → rule
+        "greedy": [lambda ds: GREEDY] * 2, "direct": [lambda ds: DIRECT] * 2, "chosen": [c.__getitem__ for c in chosen]}
     for name, rule_of in decisions.items():
-        preds = [by_dataset(rows, rule_of(m)) for m, rows in enumerate((rows_a, rows_b))]
+        preds = [labels(rows, rule_of[m]) for m, rows in enumerate((rows_a, rows_b))]
         boot = paired_bootstrap(gold, preds[0], preds[1], draws, seed)
         f1 = [{ds: weighted_f1(gold[ds], p[ds]) for ds in gold} for p in preds]
         for f in f1:
@@ -162,6 +153,9 @@ def main(argv: list[str] | None = None) -> None:
         docs = [json.loads(p.read_text()) for p in (args.a, args.b)]
     except (OSError, json.JSONDecodeError) as e:
         sys.exit(f"error: {e}: give two decision_sweep.py _candidates.json files")
+    if not all(isinstance(d, dict) and "rows" in d for d in docs):
+        sys.exit("error: a file holds no 'rows': give the two _candidates.json files decision_sweep.py writes "
+                 "(not its _sweep.json or --output)")
     if docs[0].get("samples") != docs[1].get("samples"):
         sys.exit(f"error: the sweeps sampled {docs[0].get('samples')} and {docs[1].get('samples')} reasonings a row; "
                  "compare sweeps run with the same --samples")

@@ -96,5 +96,9 @@ def test_cli_writes_the_table_and_its_numbers(tmp_path, capsys):
     three.write_text(json.dumps({"samples": 3, "rows": []}))
     with pytest.raises(SystemExit, match="same --samples"):
         main([paths[0], str(three)])
+    sweep_json = tmp_path / "a_sweep.json"
+    sweep_json.write_text(json.dumps({"chosen": {}, "table": {}}))
+    with pytest.raises(SystemExit, match="holds no 'rows'"):
+        main([paths[0], str(sweep_json)])
     with pytest.raises(SystemExit, match="two decision_sweep.py _candidates.json"):
         main([paths[0], str(tmp_path / "missing.json")])
