@@ -40,7 +40,8 @@ configs set them back to the first recipe explicitly:
 prompt, shared by its completions (training/shared_prompt.py; 0.58x the step time, docs/training.md).
 
 Measured options that are not defaults (docs/training.md, runs 8-10): `reward: label_logprob` (the log score) and
-`loss_on_decision: false` (the decision tokens out of the policy loss).
+`loss_on_decision: false` (the decision tokens out of the policy loss); `decision_neutral` (the step's common
+yes/no direction out of the advantages, training/advantages.py).
 """
 
 from __future__ import annotations
@@ -148,6 +149,12 @@ class CRPOConfig(GRPOConfig):
                 "with reward label_prob the reward is already P(gold | reasoning), and the sampled label tokens "
                 "otherwise push the yes/no tasks' shared \"Yes,\"/\"No,\" token directly. Keep true with "
                 "answer_match, which rewards the answer itself."})
+    decision_neutral: bool = field(default=False, metadata={
+        "help": "Take the step's common yes/no direction out of the advantages: regress the binary completions' "
+                "advantages on their commit-point log P(yes) − log P(no) (centred per group) and keep the residual "
+                "(training/advantages.py), so a step credits what separates one post from another, not a shift of "
+                "every binary task's threshold. Needs reward label_prob or label_logprob. The fit "
+                "(crpo/decision/slope, crpo/decision/share) is logged either way."})
     share_prompt: bool = field(default=True, metadata={
         "help": "Score a micro-batch with one forward per distinct prompt, shared by its completions through the "
                 "KV cache (training/shared_prompt.py), in the policy forward, its backward and the reference "
@@ -160,6 +167,11 @@ class CRPOConfig(GRPOConfig):
                 "average weighted F1 (final/ is built from them) and stops early (eval_patience). 0 disables."})
     eval_rows_per_dataset: int = field(default=40, metadata={
         "help": "Validation rows per trained dataset (the first N after evaluate.py's seeded shuffle, seed 0)."})
+    eval_start_cache: str | None = field(default="~/.cache/mental-r1/start-validation", metadata={
+        "help": "Folder of step-0 validations keyed by what decides them (the start's merged weights, the val rows "
+                "and prompts, the rollout settings, library versions and CPU: training/validation.py start_key): "
+                "runs from the same start (a comparison, a second seed) measure it once (~5 min at 60 rows x 8). "
+                "Logged as val/cached. null: measure every time."})
     eval_patience: int = field(default=3, metadata={
         "help": "Stop when this many validations in a row score below the best one (0: never stop early)."})
     # paper defaults (GRPOConfig's own defaults differ)
@@ -206,6 +218,9 @@ class CRPOConfig(GRPOConfig):
             raise ValueError(f"unknown label_scoring {self.label_scoring!r}; use one of {', '.join(LABEL_SCORINGS)}")
         if self.step_order not in STEP_ORDERS:
             raise ValueError(f"unknown step_order {self.step_order!r}; use one of {', '.join(STEP_ORDERS)}")
+        if self.decision_neutral and self.reward == "answer_match":
+            raise ValueError("decision_neutral reads each completion's commit-point P(yes) and P(no), which only the "
+                             "label_prob and label_logprob rewards score; set reward: label_logprob (or label_prob)")
         if self.label_prior not in LABEL_PRIORS:
             raise ValueError(f"unknown label_prior {self.label_prior!r}; use one of {', '.join(LABEL_PRIORS)}")
         unknown = [s for s in self.stage_term_stages if s not in STAGE_NAMES]

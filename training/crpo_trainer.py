@@ -39,6 +39,9 @@ clipping, KL, weight sync, logging — is inherited unchanged):
    `predict_probabilities` (greedy rollout with the run's backend, labels scored at the commit point: by the vLLM
    engine with `rollout: vllm`, as the service scores them, else from the policy's logits) and
    `log_outside_step`; the best weights are restored with `self.validation.restore_best()`.
+12. With `decision_neutral`, the binary completions' advantages lose their component along the step's yes/no
+   direction (training/advantages.py; the directions are the label_prob reward's commit-point scores). The fit
+   is logged every step either way: `crpo/decision/slope` and `crpo/decision/share`.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
 TRL's, and the per-stage entropies are still logged for comparison. Everything else of the recipe (reward,
@@ -50,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -60,6 +64,7 @@ from trl import GRPOTrainer
 
 from mental_r1.contract import COMMIT_TAG, STAGE_NAMES, commit_prefix, label_continuation
 from mental_r1.data import Example
+from training.advantages import decision_neutral
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
@@ -202,6 +207,31 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         logps = self._rollout_engine().label_logprobs(prefixes, label_sets)
         return [[math.exp(v) for v in row] for row in logps]
 
+    def validation_cache_dir(self) -> Path | None:
+        return Path(self.args.eval_start_cache) if self.args.eval_start_cache else None
+
+    def validation_settings(self) -> dict:
+        """What besides the weights and rows decides a validation (training/validation.py start_key)."""
+        import platform
+
+        import transformers
+
+        from mental_r1.engine import native_bf16
+
+        settings = {"rollout": self.args.rollout, "label_scoring": self.args.label_scoring,
+                    "max_completion_length": self.max_completion_length, "eos": sorted(self.eos_token_ids),
+                    "batch": self.args.per_device_train_batch_size, "bf16": self.args.bf16,
+                    "torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__,
+                    "machine": platform.machine(), "cpu": torch.backends.cpu.get_cpu_capability(),
+                    "amx": bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()),
+                    "native_bf16": native_bf16()}
+        if self.args.rollout == "vllm":
+            import vllm
+
+            engine = self._rollout_engine()
+            settings |= {"vllm": vllm.__version__, "max_num_seqs": engine.max_num_seqs, "dtype": str(engine.dtype)}
+        return settings
+
     def _token_ids(self, text: str) -> list[int]:
         return self.processing_class(text, add_special_tokens=False)["input_ids"]
 
@@ -229,9 +259,28 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         out["crpo_stage"] = stage_index_batch(self.processing_class, out["completion_ids"], out["completion_mask"])
         self._mask_decision(out)
+        self._neutralise_decision(out)
         n = out["completion_ids"].size(0)
         out["crpo_signal"] = self._group_signal[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
         return out
+
+    def _neutralise_decision(self, batch: dict) -> None:
+        """Fit the step's advantages against the commit-point decision (all processes' rows together), log the
+        fit, and with `decision_neutral` replace the local advantages by the residual."""
+        scorer = next((f for f in self.reward_funcs if isinstance(f, LabelProbReward)), None)
+        if scorer is None or len(scorer.last_direction) != batch["advantages"].size(0):
+            return
+        local = batch["advantages"]
+        direction = torch.tensor(scorer.last_direction, dtype=local.dtype, device=local.device)
+        advantages, direction = self.accelerator.gather(local), self.accelerator.gather(direction)
+        group = self.num_generations if self.model.training else self.num_generations_eval
+        residual, fit = decision_neutral(advantages, direction, group, apply=self.args.decision_neutral)
+        mode = "train" if self.model.training else "eval"
+        if fit.rows:
+            self._metrics[mode]["crpo/decision/slope"].append(fit.slope)
+            self._metrics[mode]["crpo/decision/share"].append(fit.share)
+        n = local.size(0)
+        batch["advantages"] = residual[self.accelerator.process_index * n:(self.accelerator.process_index + 1) * n]
 
     def _mask_decision(self, batch: dict) -> None:
         """Keep every generated token for the stage metrics and term (`crpo_text_mask`); with `loss_on_decision`

@@ -36,6 +36,7 @@ from statistics import pvariance
 
 from mental_r1.contract import match_label, parse_completion
 from mental_r1.data import Example
+from training.advantages import decision_direction
 
 FORMAT_REWARD = 0.5
 PROB_FLOOR = 1e-3  # label_logprob: one near-impossible label must not dominate the step's reward std
@@ -135,18 +136,27 @@ def is_binary(options: Sequence[str]) -> bool:
     return {o.lower() for o in options} == {"yes", "no"}
 
 
+def binary_pair(probs: Sequence[float], options: Sequence[str]) -> tuple[float, float]:
+    """(P(yes), P(no)) of a yes/no row, whatever the options' order."""
+    lower = [o.lower() for o in options]
+    return probs[lower.index("yes")], probs[lower.index("no")]
+
+
 class LabelProbReward:
     """P(gold label) (or its log) at the rollout's commit point, from the current policy (no gradient). The
     trainer binds a scorer (`bind`) before the first rollout: `score(prompts, completions, label_texts)` →
     P(label) per row in `label_texts` order (CRPOTrainer.label_probabilities). The rows carry `label_texts`
     (the label sentences, in `options` order) next to the accuracy columns. Logs `crpo/binary/p_yes`: the mean
-    P(yes) over the step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`."""
+    P(yes) over the step's yes/no completions, and `crpo/p_gold`: the mean P(gold) before any `prior_weight`.
+    Keeps `last_direction`, each row's log P(yes) − log P(no) (NaN for other tasks), for the trainer's
+    decision-neutral advantages (training/advantages.py)."""
 
     def __init__(self, log: bool = False):
         """log: reward log P(gold) (floored at LOG_FLOOR, the reward `label_logprob`) instead of P(gold)."""
         self.log = log
         self.__name__ = "label_logprob" if log else "label_prob"  # TRL logs rewards/<__name__>/mean
         self._score: Callable[..., list[list[float]]] | None = None
+        self.last_direction: list[float] = []  # per row of the last call: log P(yes) − log P(no), NaN if not yes/no
 
     def bind(self, score: Callable[[Sequence[str], Sequence[str], Sequence[Sequence[str]]], list[list[float]]]):
         self._score = score
@@ -156,8 +166,10 @@ class LabelProbReward:
                  prior_weight: Sequence[float] | None = None, **_) -> list[float]:
         assert self._score is not None, "LabelProbReward needs the policy's scorer: the trainer calls bind() first"
         probs = self._score(list(prompts), [_text(c) for c in completions], label_texts)
-        p_yes = [p[[o.lower() for o in opts].index("yes")] for p, opts in zip(probs, options) if is_binary(opts)]
+        p_yes = [binary_pair(p, opts)[0] for p, opts in zip(probs, options, strict=True) if is_binary(opts)]
         p_gold = [p[list(opts).index(gold)] for p, opts, gold in zip(probs, options, label, strict=True)]
+        self.last_direction = [decision_direction(*binary_pair(p, opts)) if is_binary(opts) else math.nan
+                               for p, opts in zip(probs, options, strict=True)]
         if log_metric is not None:
             if p_yes:
                 log_metric("crpo/binary/p_yes", sum(p_yes) / len(p_yes))

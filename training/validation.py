@@ -16,7 +16,8 @@ gold fraction (`val/binary/pred_yes`, `val/binary/gold_yes`; issue 19's collapse
 points of the start's), the mean log-probability of the gold label per dataset and its mean over datasets
 (`val/log_p_gold/<dataset>`, `val/avg_log_p_gold`: the label_logprob reward on held-out posts, a proper score
 that moves with every row's probability, so it resolves changes that flip too few argmax labels for F1 to
-see), and the validation's wall time (`val/seconds`). The best validation's trainable weights go to `output_dir/best/` and final/ is
+see), and the validation's wall time (`val/seconds`). The start's validation (step 0) is cached when the trainer
+says what decides it (`validation_settings`): a run from the same weights, rows and settings reads it back. The best validation's trainable weights go to `output_dir/best/` and final/ is
 built from them; `output_dir/validation.json` holds the history (resume reads it back). Training stops
 once `eval_patience` validations in a row score below the best.
 
@@ -25,11 +26,12 @@ Every process runs the same (deterministic) validation, so they agree on stoppin
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from training.checkpoints import write_json_atomic
 from training.evaluate import select
 from training.label_scoring import LabelScorer
 from training.rewards import PROB_FLOOR, is_binary
+from training.rollout import merged_weights
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +170,23 @@ class BestTracker:
         return cls(patience, [h for h in data["history"] if h["step"] <= up_to_step], data.get("best"))
 
 
+def start_key(weights: Iterable[tuple[str, torch.Tensor]], examples: Sequence[Example], prompts: Sequence[str],
+              settings: dict) -> str:
+    """What a step-0 validation's result depends on, hashed: the weights the model computes with (names, dtypes,
+    bytes; `merged_weights`, so a fresh LoRA adapter whose B is 0 hashes as the model it starts from, whatever its
+    seed drew for A), the val rows (dataset, task, gold label) and their prompts, and the settings that shape the
+    greedy reasoning and its scoring (the trainer's `validation_settings()`: backend, completion length, batch,
+    library versions, CPU)."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for name, value in sorted(weights, key=lambda item: item[0]):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    for ex, prompt in zip(examples, prompts, strict=True):
+        h.update(json.dumps([ex.dataset, ex.task.id, ex.label, prompt]).encode())
+    return h.hexdigest()
+
+
 def save_trainable(model: torch.nn.Module, folder: Path, record: dict) -> None:
     """The trainable parameters (the LoRA adapter, or every weight of a full fine-tune), published atomically."""
     state = {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
@@ -194,6 +214,14 @@ class ValidationMixin:
     the service would score after given completions) and a log row of its own per validation."""
 
     validation: ValidationCallback | None = None
+
+    def validation_settings(self) -> dict | None:
+        """What besides the weights and the rows decides a validation (for the step-0 cache, `start_key`), or None
+        to measure the start every time. Trainers that cache override it."""
+        return None
+
+    def validation_cache_dir(self) -> Path | None:
+        return None
 
     def attach_validation(self, validation: tuple[Sequence[Example], Sequence[str]] | None) -> None:
         """`validation`: (val examples, their prompts); validates when `args.eval_every` > 0."""
@@ -235,7 +263,7 @@ class ValidationCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         if state.global_step == 0:  # a new run (a stale history or best/ in output_dir is replaced)
             self.tracker = BestTracker(args.eval_patience)
-            self._validate(args, state, control)  # the start: what RL has to beat
+            self._validate(args, state, control, start=True)  # the start: what RL has to beat
             return
         self.tracker = BestTracker.load(self.out / HISTORY_FILE, args.eval_patience, state.global_step)
         best = self.out / BEST_DIR / "best.json"
@@ -254,8 +282,28 @@ class ValidationCallback(TrainerCallback):
         metrics["val/seconds"] = time.perf_counter() - t0
         return metrics
 
-    def _validate(self, args, state, control) -> None:
+    def measure_start(self) -> dict[str, float]:
+        """The step-0 validation, read from the trainer's cache when the same start (weights, rows, prompts and
+        settings: `start_key`) was measured before, e.g. by another run of a comparison; else measured and
+        stored. Validation is deterministic (greedy reasoning, fixed rows), so the cached result is the one a
+        new measurement would give; `val/cached` says which it was."""
+        folder, settings = self.trainer.validation_cache_dir(), self.trainer.validation_settings()
+        if folder is None or settings is None:
+            return self.measure()
+        weights = merged_weights(self.trainer.accelerator.unwrap_model(self.trainer.model), torch.float32)
+        path = Path(folder).expanduser() / f"{start_key(weights, self.examples, self.prompts, settings)}.json"
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            log.info("step-0 validation read from %s (the same start, rows and settings were measured before)", path)
+            return metrics | {"val/cached": 1.0}
         metrics = self.measure()
+        if self.trainer.args.process_index == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, metrics)
+        return metrics | {"val/cached": 0.0}
+
+    def _validate(self, args, state, control, start: bool = False) -> None:
+        metrics = self.measure_start() if start else self.measure()
         improved, stop = self.tracker.add(state.global_step, metrics[SCORE])
         if improved and state.is_world_process_zero:
             save_trainable(self.trainer.model, self.out / BEST_DIR, {"step": state.global_step, "score": metrics[SCORE]})

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 V2 = REPO / "training" / "configs" / "crpo_smollm2_v2.yaml"
 
 
-def trainer_on(tiny_dir: Path, out: Path, **settings):
+def trainer_on(tiny_dir: Path, out: Path, reward_funcs=None, **settings):
     """A CRPOTrainer on the tiny model whose only reward is the format reward: a random model never writes the
     format, so every group's rewards tie and no completion carries reward signal."""
     from datasets import Dataset
@@ -31,7 +31,7 @@ def trainer_on(tiny_dir: Path, out: Path, **settings):
                         "paired_steps": False, "eval_every": 0, "logging_steps": 1, "disable_tqdm": True,
                         "stage_term_stages": list(STAGE_NAMES)} | settings)
     return CRPOTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32),
-                       reward_funcs=[format_reward], args=cfg, processing_class=tok,
+                       reward_funcs=reward_funcs or [format_reward], args=cfg, processing_class=tok,
                        train_dataset=Dataset.from_list([{"prompt": "<|im_start|>user\nHello<|im_end|>\n"}] * 4))
 
 
@@ -62,6 +62,28 @@ def test_the_stage_term_may_act_alone_when_configured(tiny_dir, tmp_path):
     assert any(not torch.equal(before[n], after[n]) for n in before)
 
 
+@pytest.mark.parametrize("apply", [True, False])
+def test_decision_neutral_replaces_the_advantages_by_their_residual(tiny_dir, tmp_path, apply):
+    from training.advantages import decision_neutral
+    from training.rewards import LabelProbReward, format_reward
+
+    scorer = LabelProbReward(log=True)
+    trainer = trainer_on(tiny_dir, tmp_path / "neutral", reward_funcs=[format_reward, scorer],
+                         reward="label_logprob", decision_neutral=apply)
+    trainer.model.train()
+    scorer.last_direction = [2.0, -1.0, 0.5, -1.5]  # one group of 4 (num_generations 4): as the reward leaves it
+    advantages = torch.tensor([-1.2, 0.9, -0.1, 0.4])
+    batch = {"advantages": advantages.clone()}
+    trainer._neutralise_decision(batch)
+    expected, fit = decision_neutral(advantages, torch.tensor(scorer.last_direction), 4, apply=apply)
+    torch.testing.assert_close(batch["advantages"], expected)
+    assert fit.slope < 0 and trainer._metrics["train"]["crpo/decision/slope"] == [pytest.approx(fit.slope)]
+    if apply:
+        assert not torch.allclose(batch["advantages"], advantages)
+    else:
+        torch.testing.assert_close(batch["advantages"], advantages)
+
+
 def sft_adapter(tiny_dir: Path, folder: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -82,7 +104,8 @@ def run_v2(tiny_dir: Path, sft: Path, data_dir: Path, out: Path, *extra: str) ->
                           "--data-dir", str(data_dir), "--datasets", "DR", "dreaddit", "--samples_per_dataset", "4",
                           "--output_dir", str(out), "--rollout", "transformers", "--bf16", "false",
                           "--max_completion_length", "16", "--learning_rate", "0.05", "--warmup_steps", "0",
-                          "--eval_every", "1", "--eval_rows_per_dataset", "2", "--disable_tqdm", "true", *extra])
+                          "--eval_every", "1", "--eval_rows_per_dataset", "2", "--disable_tqdm", "true",
+                          "--eval_start_cache", str(out.parent / "start-validation"), *extra])
 
 
 def test_v2_recipe_end_to_end_on_a_tiny_model(tiny_dir, tmp_path, data_dir):
@@ -99,6 +122,7 @@ def test_v2_recipe_end_to_end_on_a_tiny_model(tiny_dir, tmp_path, data_dir):
         assert r["crpo/binary/gold_yes"] == 0.5  # paired: one "yes" and one "no" prompt in every step
         assert sum(k.startswith("crpo/reward/") for k in r) == 1  # one task a step
         assert all(f"crpo/entropy/{n}" in r for n in STAGE_NAMES)
+        assert "crpo/decision/slope" in r and 0 <= r["crpo/decision/share"] <= 1  # logged with it off, too
     val = [r for r in rows if "val/avg_weighted_f1" in r]
     assert [r["step"] for r in val] == [0, 1, 2]  # the start, then every step
     assert all({"val/weighted_f1/DR", "val/weighted_f1/dreaddit", "val/binary/pred_yes", "val/binary/gold_yes"} <= set(r)
@@ -131,8 +155,9 @@ def test_v2_recipe_end_to_end_on_a_tiny_model(tiny_dir, tmp_path, data_dir):
 def test_v2_resume_continues_the_validation_history(tiny_dir, tmp_path, data_dir):
     sft = sft_adapter(tiny_dir, tmp_path / "sft")
     out = tmp_path / "run"
-    run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "2", "--save_steps", "1")
-    final = run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "3", "--save_steps", "1", "--resume", "true")
+    neutral = ("--decision_neutral", "true")  # real TRL steps with the residual advantages
+    run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "2", "--save_steps", "1", *neutral)
+    final = run_v2(tiny_dir, sft, data_dir, out, "--max_steps", "3", "--save_steps", "1", "--resume", "true", *neutral)
     record = json.loads((final / "mental_r1_run.json").read_text())
     assert Path(record["resumed_from"]).name == "checkpoint-2" and record["global_step"] == 3
     rows = read_jsonl(out / "metrics.jsonl")
@@ -156,3 +181,25 @@ def test_merged_start_gives_trl_a_new_adapter_whose_reference_is_the_sft_model(t
     assert all(p.requires_grad == (".lora_" in n) for n, p in model.named_parameters())
     assert trainer.validation is None and len(about["examples"]) == 4
     assert [e.label for e in about["examples"]].count("yes") == 2  # balanced pool, paired order
+
+
+def test_the_start_is_validated_once_for_runs_from_the_same_start(tiny_dir, tmp_path, data_dir):
+    """Runs from one SFT start (another seed draws another fresh LoRA A, with B still 0) read the first run's
+    step-0 validation back; it is what a new measurement gives; another completion length is measured anew."""
+    sft = sft_adapter(tiny_dir, tmp_path / "sft")
+
+    def start_row(name: str, *extra: str) -> dict:
+        run_v2(tiny_dir, sft, data_dir, tmp_path / name, "--max_steps", "1", "--save_strategy", "no", *extra)
+        return next(r for r in read_jsonl(tmp_path / name / "metrics.jsonl") if r["step"] == 0 and "val/seconds" in r)
+
+    first = start_row("first", "--seed", "1")
+    again = start_row("again", "--seed", "2")
+    measured = start_row("measured", "--seed", "2", "--eval_start_cache", "")
+    other = start_row("other", "--seed", "2", "--max_completion_length", "12")
+    assert first["val/cached"] == 0.0 and again["val/cached"] == 1.0 and other["val/cached"] == 0.0
+    assert "val/cached" not in measured  # the cache is off
+    ignore = {"val/cached", "val/seconds"}
+    assert {k: v for k, v in again.items() if k not in ignore} == {k: v for k, v in first.items() if k not in ignore}
+    assert {k: pytest.approx(v) for k, v in measured.items() if k.startswith("val/") and k not in ignore} == \
+        {k: v for k, v in first.items() if k.startswith("val/") and k not in ignore}
+    assert len(list((tmp_path / "start-validation").glob("*.json"))) == 2

@@ -125,6 +125,8 @@ def test_label_logprob_reward_is_the_floored_log_of_the_gold_probability():
                  prior_weight=[1.6, 0.4, 1.6], log_metric=lambda k, v: logged.__setitem__(k, v))
     assert got == pytest.approx([1.6 * math.log(0.8), 0.4 * math.log(0.2), 1.6 * LOG_FLOOR])
     assert logged["crpo/p_gold"] == pytest.approx((0.8 + 0.2 + 1e-6) / 3)  # logged as a probability either way
+    # each row's decision, log P(yes) − log P(no) (DR's options are yes, no), for the decision-neutral advantages
+    assert reward.last_direction == pytest.approx([math.log(4), math.log(4), math.log(1e-3) - math.log(1 - 1e-6)])
 
 
 def test_the_log_score_is_proper_and_the_gold_probability_is_not():

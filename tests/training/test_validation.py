@@ -128,6 +128,12 @@ class ScriptedTrainer:
     def log_outside_step(self, metrics):
         self.logged.append(metrics)
 
+    def validation_cache_dir(self):
+        return None  # the scripted validations differ on purpose: never cached
+
+    def validation_settings(self):
+        return None
+
 
 def test_callback_keeps_the_best_and_stops_when_validation_falls(tmp_path):
     rows = [ex(DR, "yes"), ex(DR, "no")]
@@ -155,3 +161,18 @@ def test_validation_rows_are_evaluate_pys(data_dir):
     rows = validation_examples(data_dir, ["DR", "dreaddit"], 5)
     assert [e.dataset for e in rows] == ["DR"] * 5 + ["dreaddit"] * 5
     assert [e.text for e in rows[:5]] == [e.text for e in select(load_split(data_dir, "val", ["DR"]), 5, 0)["DR"]]
+
+
+def test_the_start_key_changes_with_weights_rows_prompts_and_settings():
+    from training.validation import start_key
+
+    weights = [("w", torch.ones(2, 2)), ("b", torch.zeros(2))]
+    rows, prompts, settings = [ex(DR, "yes"), ex(DR, "no")], ["p1", "p2"], {"rollout": "vllm"}
+    key = start_key(weights, rows, prompts, settings)
+    assert key == start_key(list(reversed(weights)), rows, prompts, settings)  # order of the weights is irrelevant
+    assert key != start_key([("w", torch.ones(2, 2)), ("b", torch.full((2,), 1e-7))], rows, prompts, settings)
+    assert key != start_key([("w", torch.ones(2, 2, dtype=torch.bfloat16)), ("b", torch.zeros(2))], rows, prompts,
+                            settings)
+    assert key != start_key(weights, [ex(DR, "yes"), ex(DR, "yes")], prompts, settings)  # a gold label
+    assert key != start_key(weights, rows, ["p1", "p2 longer"], settings)
+    assert key != start_key(weights, rows, prompts, {"rollout": "transformers"})
