@@ -69,3 +69,14 @@ def decision_neutral(advantages: torch.Tensor, direction: torch.Tensor, group_si
     if not apply:
         return advantages, fit
     return (a - along).view(-1).to(advantages.dtype), fit
+
+
+def permute_within_groups(rewards: torch.Tensor, group_size: int, generator: torch.Generator) -> torch.Tensor:
+    """rewards (N, F) (one column per reward function), each group's rows put in a random order: every group keeps
+    its rewards, hence its mean, spread and advantage sizes, but no completion keeps its own (the null control)."""
+    if rewards.size(0) % group_size:
+        raise ValueError(f"{rewards.size(0)} rows do not split into groups of {group_size}")
+    groups = rewards.size(0) // group_size
+    order = torch.stack([torch.randperm(group_size, generator=generator) for _ in range(groups)])  # (groups, G)
+    index = (order + torch.arange(groups).unsqueeze(1) * group_size).view(-1).to(rewards.device)
+    return rewards[index]

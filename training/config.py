@@ -155,6 +155,11 @@ class CRPOConfig(GRPOConfig):
                 "(training/advantages.py), so a step credits what separates one post from another, not a shift of "
                 "every binary task's threshold. Needs reward label_prob or label_logprob. The fit "
                 "(crpo/decision/slope, crpo/decision/share) is logged either way."})
+    null_control: bool = field(default=False, metadata={
+        "help": "A diagnostic, never a recipe: permute each group's rewards at random before the advantages are "
+                "computed (seeded), so the update has the size and schedule of a real run's but no information "
+                "about which completion was better. What validation does under it is what any update of that "
+                "size does to the start (training/advantages.py permute_within_groups)."})
     share_prompt: bool = field(default=True, metadata={
         "help": "Score a micro-batch with one forward per distinct prompt, shared by its completions through the "
                 "KV cache (training/shared_prompt.py), in the policy forward, its backward and the reference "

@@ -42,6 +42,7 @@ clipping, KL, weight sync, logging — is inherited unchanged):
 12. With `decision_neutral`, the binary completions' advantages lose their component along the step's yes/no
    direction (training/advantages.py; the directions are the label_prob reward's commit-point scores). The fit
    is logged every step either way: `crpo/decision/slope` and `crpo/decision/share`.
+13. `null_control` (a diagnostic): each group's rewards are permuted at random before TRL computes the advantages.
 
 The RL baselines (grpo, dapo, dr_grpo) run through this class with all betas 0: the loss is then exactly
 TRL's, and the per-stage entropies are still logged for comparison. Everything else of the recipe (reward,
@@ -64,7 +65,7 @@ from trl import GRPOTrainer
 
 from mental_r1.contract import COMMIT_TAG, STAGE_NAMES, commit_prefix, label_continuation
 from mental_r1.data import Example
-from training.advantages import decision_neutral
+from training.advantages import decision_neutral, permute_within_groups
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
 from training.entropy import stage_entropy_term, stage_means
@@ -125,6 +126,7 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
         self._rollout: VLLMRollout | None = None
         self._group_signal: torch.Tensor | None = None  # (B_global,) bool, from the last rewards
         self._step_signal = False  # did any completion of the current optimizer step carry reward signal?
+        self._null_generator = torch.Generator().manual_seed(self.args.seed)  # null_control's permutations
         for func in self.reward_funcs:
             if isinstance(func, LabelProbReward):
                 func.bind(self.label_probabilities)
@@ -239,9 +241,11 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)  # (B_g, F)
+        group = self.num_generations if self.model.training else self.num_generations_eval
+        if self.args.null_control and self.model.training:  # every process draws the same permutation
+            rewards_per_func = permute_within_groups(rewards_per_func, group, self._null_generator)
         rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device).unsqueeze(0)).nansum(dim=1)
         rewards[torch.isnan(rewards_per_func).all(dim=1)] = torch.nan
-        group = self.num_generations if self.model.training else self.num_generations_eval
         std = torch.nan_to_num(trl_utils.nanstd(rewards.view(-1, group), dim=1), nan=0.0)  # (groups,)
         self._group_signal = ~torch.isclose(std, torch.zeros_like(std))  # as TRL's frac_reward_zero_std
         self._group_signal = self._group_signal.repeat_interleave(group)  # (B_global,)

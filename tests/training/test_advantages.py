@@ -65,3 +65,18 @@ def test_shapes_are_checked():
 def test_the_direction_is_the_floored_log_odds():
     assert decision_direction(0.8, 0.2) == pytest.approx(math.log(4))
     assert decision_direction(1.0, 0.0) == pytest.approx(-math.log(1e-3))
+
+
+def test_the_null_control_permutes_rewards_within_groups_only():
+    from training.advantages import permute_within_groups
+
+    rewards = torch.arange(12, dtype=torch.float32).view(6, 2)  # 3 groups of 2 rows, 2 reward functions
+    rewards[:, 1] *= -1
+    out = permute_within_groups(rewards, 2, torch.Generator().manual_seed(0))
+    for g in range(3):
+        rows = {tuple(r) for r in out[2 * g:2 * g + 2].tolist()}
+        assert rows == {tuple(r) for r in rewards[2 * g:2 * g + 2].tolist()}  # a group keeps its own rows
+    many = [permute_within_groups(rewards, 2, torch.Generator().manual_seed(s)) for s in range(8)]
+    assert any(not torch.equal(m, rewards) for m in many)  # and some seed moves them
+    with pytest.raises(ValueError, match="groups of 4"):
+        permute_within_groups(rewards, 4, torch.Generator())

@@ -84,6 +84,23 @@ def test_decision_neutral_replaces_the_advantages_by_their_residual(tiny_dir, tm
         torch.testing.assert_close(batch["advantages"], advantages)
 
 
+def test_the_null_control_hands_trl_each_groups_rewards_in_a_random_order(tiny_dir, tmp_path):
+    def ranked(completions, **_):  # a distinct reward per completion: 0, 1, 2, 3
+        return [float(i) for i in range(len(completions))]
+
+    def rewards(**settings):
+        trainer = trainer_on(tiny_dir, tmp_path / "null", reward_funcs=[ranked], **settings)
+        trainer.model.train()
+        got = trainer._calculate_rewards([{"prompt": "p"}] * 8, ["p"] * 8, ["c"] * 8, [[1]] * 8)
+        return got[:, 0].tolist()
+
+    assert rewards() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+    permuted = rewards(null_control=True, seed=3)
+    assert sorted(permuted[:4]) == [0.0, 1.0, 2.0, 3.0] and sorted(permuted[4:]) == [4.0, 5.0, 6.0, 7.0]
+    assert permuted != rewards()
+    assert permuted == rewards(null_control=True, seed=3)  # seeded
+
+
 def sft_adapter(tiny_dir: Path, folder: Path) -> Path:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
