@@ -52,12 +52,14 @@ pairing, skipped steps, validation) applies to them alike.
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
 import torch
+import transformers
 import trl
 import trl.trainer.utils as trl_utils
 from transformers import GenerationConfig, TrainerCallback
@@ -65,6 +67,7 @@ from trl import GRPOTrainer
 
 from mental_r1.contract import COMMIT_TAG, STAGE_NAMES, commit_prefix, label_continuation
 from mental_r1.data import Example
+from mental_r1.engine import native_bf16
 from training.advantages import decision_neutral, permute_within_groups
 from training.checkpoints import AtomicCheckpointMixin
 from training.config import CRPOConfig
@@ -214,12 +217,6 @@ class CRPOTrainer(ValidationMixin, AtomicCheckpointMixin, GRPOTrainer):
 
     def validation_settings(self) -> dict:
         """What besides the weights and rows decides a validation (training/validation.py start_key)."""
-        import platform
-
-        import transformers
-
-        from mental_r1.engine import native_bf16
-
         settings = {"rollout": self.args.rollout, "label_scoring": self.args.label_scoring,
                     "max_completion_length": self.max_completion_length, "eos": sorted(self.eos_token_ids),
                     "batch": self.args.per_device_train_batch_size, "bf16": self.args.bf16,
