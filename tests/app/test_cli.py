@@ -291,7 +291,7 @@ def test_batch_interrupted_and_resumed_in_process_gives_the_labels_of_url_to_the
             assert [x["task"] for x in a["assessments"]] == [x["task"] for x in b["assessments"]], a["id"]
             for x, y in zip(a["assessments"], b["assessments"], strict=True):
                 # two engines with other batches and prefix-cache histories round bf16 differently, which can flip
-                # a post the model is uncertain about (seen on an AMX machine: DR p1 "no" here, "yes" served, each
-                # in the other's label set); a decision either run is sure of must be the same
+                # a post the model is uncertain about (seen once, on an AMX machine: DR p1 "no" in-process, "yes"
+                # served); a decision that either run is sure of (a one-label set) must be the same
                 assert x["label"] == y["label"] or (x["label"] in y["label_set"] and y["label"] in x["label_set"]), \
                     (a["id"], x["task"], x["label"], x["label_set"], y["label"], y["label_set"])
