@@ -6,10 +6,10 @@ with the completions' commit-point decision d = log P(yes) − log P(no) moves e
 once (which the served calibration sets anyway) rather than what separates one post from another.
 
 Measured (docs/training.md, "The reading tested"; two seeds, lr 1.5e-4): the advantages' component along d is
-small (median 3 % of their sum of squares) and changes sign between steps, yet removing it turned the runs'
-drift from "no" to "yes" (+3.5 and +9.4 points of "yes" share at step 10): it overcorrects rather than holding
-the share, and it does not stop the loss of held-out F1, which an update with no information of the same size
-(`permute_within_groups`, the null control) shows as well. So it is an option, off by default.
+small (median 3 % of their sum of squares) and changes sign between steps; runs with and without it both drifted
+to "yes" on one machine, so it does not set the direction of the walk, and it does not stop the loss of held-out
+F1, which an update with no information of the same size (`permute_within_groups`, the null control) shows as
+well. So it is an option, off by default.
 
 `decision_neutral` regresses the advantages of the binary completions on d, centred within each group, and
 keeps the residual:
